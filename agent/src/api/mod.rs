@@ -1,0 +1,1 @@
+//! HTTP client for Consul's API, used by the CLI verbs.

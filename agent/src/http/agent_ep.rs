@@ -1,0 +1,337 @@
+//! `/v1/agent/*`: this agent's view: self, members, local services and checks (register,
+//! deregister, TTL updates, maintenance), local health by service, reload and leave.
+
+use super::catalog::{parse_body, ServiceJson};
+use super::health::CheckJson;
+use super::params::{Params, QueryOptions};
+use super::{indexed, ApiError, ApiResult, AppState};
+use crate::definition::{decode_check, decode_service};
+use crate::store::catalog::aggregate_status;
+use crate::types::{HEALTH_CRITICAL, HEALTH_PASSING, HEALTH_WARNING};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+fn member_json(agent: &AppState) -> Value {
+    let cfg = agent.config();
+    let ip = agent.rpc_addr.ip().to_string();
+    json!({
+        "Name": agent.node_name,
+        "Addr": ip,
+        "Port": cfg.ports.serf_lan.max(0),
+        "Tags": {
+            "role": if cfg.server { "consul" } else { "node" },
+            "dc": agent.datacenter,
+            "id": agent.node_id,
+            "port": agent.rpc_addr.port().to_string(),
+            "build": format!("{}:praetor", crate::CONSUL_COMPAT_VERSION),
+            "vsn": "2", "vsn_min": "2", "vsn_max": "3",
+            "raft_vsn": "3",
+            "expect": cfg.bootstrap_expect.to_string(),
+            "segment": "",
+        },
+        "Status": 1,
+        "ProtocolMin": 1, "ProtocolMax": 5, "ProtocolCur": 2,
+        "DelegateMin": 2, "DelegateMax": 5, "DelegateCur": 4,
+    })
+}
+
+/// `GET /v1/agent/self`
+pub async fn self_(State(agent): State<AppState>, p: Params) -> ApiResult {
+    let q = p.query_options()?;
+    let cfg = agent.config();
+    let body = json!({
+        "Config": {
+            "Datacenter": agent.datacenter,
+            "PrimaryDatacenter": if cfg.primary_datacenter.is_empty() { agent.datacenter.clone() } else { cfg.primary_datacenter.clone() },
+            "NodeName": agent.node_name,
+            "NodeID": agent.node_id,
+            "Revision": "praetor",
+            "Server": cfg.server,
+            "Version": crate::CONSUL_COMPAT_VERSION,
+            "BuildDate": "",
+            "PraetorVersion": env!("CARGO_PKG_VERSION"),
+        },
+        "DebugConfig": cfg.sanitized(),
+        "Coord": Value::Null,
+        "Member": member_json(&agent),
+        "Stats": {
+            "agent": {"check_monitors": "0", "check_ttls": "0", "checks": agent.local.lock().map(|l| l.checks.len()).unwrap_or(0).to_string(), "services": agent.local.lock().map(|l| l.services.len()).unwrap_or(0).to_string()},
+            "raft": {"state": if agent.is_leader() { "Leader" } else { "Follower" }, "num_peers": agent.peers().len().saturating_sub(1).to_string()},
+            "runtime": {"arch": std::env::consts::ARCH, "os": std::env::consts::OS, "version": "rust"},
+        },
+        "Meta": cfg.node_meta,
+        "xDS": Value::Null,
+    });
+    let resp = super::json_body(&body, q.pretty)?;
+    Ok(([("Content-Type", "application/json")], resp).into_response())
+}
+
+/// `GET /v1/agent/members`
+pub async fn members(State(agent): State<AppState>, p: Params) -> ApiResult {
+    let q = p.query_options()?;
+    let resp = super::json_body(&vec![member_json(&agent)], q.pretty)?;
+    Ok(([("Content-Type", "application/json")], resp).into_response())
+}
+
+fn local_services(agent: &AppState) -> BTreeMap<String, ServiceJson> {
+    let l = agent.local.lock().unwrap_or_else(|e| e.into_inner());
+    l.services
+        .iter()
+        .map(|(id, s)| (id.clone(), ServiceJson::new(&s.service, &agent.datacenter)))
+        .collect()
+}
+
+/// `GET /v1/agent/services`
+pub async fn services(State(agent): State<AppState>, p: Params) -> ApiResult {
+    let q = p.query_options()?;
+    let resp = super::json_body(&local_services(&agent), q.pretty)?;
+    Ok(([("Content-Type", "application/json")], resp).into_response())
+}
+
+/// `GET /v1/agent/service/<id>`
+pub async fn service(State(agent): State<AppState>, p: Params) -> ApiResult {
+    let q = p.query_options()?;
+    let id = p.rest("/v1/agent/service/");
+    let svc = local_services(&agent).remove(&id);
+    match svc {
+        None => Err(ApiError::not_found(format!("unknown service ID: {id}"))),
+        Some(s) => indexed(&agent, agent.read(|st| st.last_index()), &q, &s),
+    }
+}
+
+/// `GET /v1/agent/checks`
+pub async fn checks(State(agent): State<AppState>, p: Params) -> ApiResult {
+    let q = p.query_options()?;
+    let out: BTreeMap<String, CheckJson> = {
+        let l = agent.local.lock().unwrap_or_else(|e| e.into_inner());
+        l.checks
+            .iter()
+            .map(|(id, c)| {
+                let mut chk = c.check.clone();
+                if let Some(s) = l.services.get(&chk.service_id) {
+                    chk.service_name = s.service.service.clone();
+                    chk.service_tags = s.service.tags.clone();
+                }
+                (id.clone(), CheckJson::from(&chk))
+            })
+            .collect()
+    };
+    let resp = super::json_body(&out, q.pretty)?;
+    Ok(([("Content-Type", "application/json")], resp).into_response())
+}
+
+/// `PUT /v1/agent/service/register`
+pub async fn service_register(State(agent): State<AppState>, p: Params, body: Bytes) -> ApiResult {
+    let v = parse_body(&body)?;
+    let def = decode_service(&v).map_err(|e| ApiError::bad_request(e.0))?;
+    let replace = p.has("replace-existing-checks") && p.flag("replace-existing-checks");
+    agent.add_service(def, replace).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `PUT /v1/agent/service/deregister/<id>`
+pub async fn service_deregister(State(agent): State<AppState>, p: Params) -> ApiResult {
+    let id = p.rest("/v1/agent/service/deregister/");
+    agent.remove_service(&id).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `PUT /v1/agent/check/register`
+pub async fn check_register(State(agent): State<AppState>, body: Bytes) -> ApiResult {
+    let v = parse_body(&body)?;
+    let def = decode_check(&v, None).map_err(|e| ApiError::bad_request(e.0))?;
+    agent.add_check(def).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `PUT /v1/agent/check/deregister/<id>`
+pub async fn check_deregister(State(agent): State<AppState>, p: Params) -> ApiResult {
+    let id = p.rest("/v1/agent/check/deregister/");
+    agent.remove_check(&id).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn ttl_update(agent: &AppState, id: &str, status: &str, note: &str) -> ApiResult {
+    agent.update_check(id, status, note).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `PUT /v1/agent/check/pass/<id>?note=`
+pub async fn check_pass(State(agent): State<AppState>, p: Params) -> ApiResult {
+    ttl_update(
+        &agent,
+        &p.rest("/v1/agent/check/pass/"),
+        HEALTH_PASSING,
+        p.get("note").unwrap_or(""),
+    )
+    .await
+}
+
+/// `PUT /v1/agent/check/warn/<id>?note=`
+pub async fn check_warn(State(agent): State<AppState>, p: Params) -> ApiResult {
+    ttl_update(
+        &agent,
+        &p.rest("/v1/agent/check/warn/"),
+        HEALTH_WARNING,
+        p.get("note").unwrap_or(""),
+    )
+    .await
+}
+
+/// `PUT /v1/agent/check/fail/<id>?note=`
+pub async fn check_fail(State(agent): State<AppState>, p: Params) -> ApiResult {
+    ttl_update(
+        &agent,
+        &p.rest("/v1/agent/check/fail/"),
+        HEALTH_CRITICAL,
+        p.get("note").unwrap_or(""),
+    )
+    .await
+}
+
+/// `PUT /v1/agent/check/update/<id>` with `{"Status": ..., "Output": ...}`
+pub async fn check_update(State(agent): State<AppState>, p: Params, body: Bytes) -> ApiResult {
+    let id = p.rest("/v1/agent/check/update/");
+    let v = parse_body(&body)?;
+    let o = v.as_object().cloned().unwrap_or_default();
+    let get = |k: &str| {
+        o.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(k))
+            .and_then(|(_, v)| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let status = get("Status");
+    if crate::types::valid_status(&status).is_none() {
+        return Err(ApiError::bad_request(format!(
+            "Invalid check status: '{status}'"
+        )));
+    }
+    ttl_update(&agent, &id, &status, &get("Output")).await
+}
+
+fn maintenance_args(p: &Params) -> Result<(bool, String), ApiError> {
+    let enable = match p.get("enable") {
+        None => return Err(ApiError::bad_request("Missing value for enable")),
+        Some(v) => v
+            .parse::<bool>()
+            .map_err(|_| ApiError::bad_request(format!("Invalid value for enable: {v:?}")))?,
+    };
+    Ok((enable, p.get("reason").unwrap_or("").to_string()))
+}
+
+/// `PUT /v1/agent/maintenance?enable=true&reason=`
+pub async fn node_maintenance(State(agent): State<AppState>, p: Params) -> ApiResult {
+    let (enable, reason) = maintenance_args(&p)?;
+    agent.set_maintenance(None, enable, &reason).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `PUT /v1/agent/service/maintenance/<id>?enable=true&reason=`
+pub async fn service_maintenance(State(agent): State<AppState>, p: Params) -> ApiResult {
+    let id = p.rest("/v1/agent/service/maintenance/");
+    let (enable, reason) = maintenance_args(&p)?;
+    agent.set_maintenance(Some(&id), enable, &reason).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `PUT /v1/agent/reload`
+pub async fn reload(State(agent): State<AppState>) -> ApiResult {
+    agent.reload().await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `PUT /v1/agent/leave`: leave gracefully and shut down.
+pub async fn leave(State(agent): State<AppState>) -> ApiResult {
+    let a = agent.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        a.shutdown().await;
+    });
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn local_health(
+    agent: &AppState,
+    q: &QueryOptions,
+    ids: Vec<String>,
+    by_name: bool,
+    what: &str,
+) -> ApiResult {
+    let l = agent
+        .local
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if ids.is_empty() {
+        let msg = if by_name {
+            format!("ServiceName {what} Not Found")
+        } else {
+            format!("ServiceId {what} not found")
+        };
+        return Err(ApiError::not_found(msg));
+    }
+    let mut worst = HEALTH_PASSING;
+    let mut out = Vec::new();
+    for id in ids {
+        let Some(s) = l.services.get(&id) else {
+            continue;
+        };
+        let mut checks = l.service_checks(&id);
+        checks.extend(
+            l.checks
+                .values()
+                .filter(|c| c.check.service_id.is_empty())
+                .map(|c| c.check.clone()),
+        );
+        let status = aggregate_status(&checks);
+        if status == HEALTH_CRITICAL || (status == HEALTH_WARNING && worst == HEALTH_PASSING) {
+            worst = status;
+        }
+        out.push(json!({"AggregatedStatus": status, "Service": ServiceJson::new(&s.service, &agent.datacenter), "Checks": checks.iter().map(CheckJson::from).collect::<Vec<_>>()}));
+    }
+    let code = match worst {
+        HEALTH_PASSING => StatusCode::OK,
+        HEALTH_WARNING => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let body = if by_name {
+        super::json_body(&out, q.pretty)?
+    } else {
+        super::json_body(&out[0], q.pretty)?
+    };
+    Ok((code, [("Content-Type", "application/json")], body).into_response())
+}
+
+/// `GET /v1/agent/health/service/name/<name>`
+pub async fn health_by_name(State(agent): State<AppState>, p: Params) -> ApiResult {
+    let q = p.query_options()?;
+    let name = p.rest("/v1/agent/health/service/name/");
+    let ids: Vec<String> = {
+        let l = agent.local.lock().unwrap_or_else(|e| e.into_inner());
+        l.services
+            .values()
+            .filter(|s| s.service.service == name)
+            .map(|s| s.service.id.clone())
+            .collect()
+    };
+    local_health(&agent, &q, ids, true, &name).await
+}
+
+/// `GET /v1/agent/health/service/id/<id>`
+pub async fn health_by_id(State(agent): State<AppState>, p: Params) -> ApiResult {
+    let q = p.query_options()?;
+    let id = p.rest("/v1/agent/health/service/id/");
+    let exists = agent
+        .local
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .services
+        .contains_key(&id);
+    let ids = if exists { vec![id.clone()] } else { vec![] };
+    local_health(&agent, &q, ids, false, &id).await
+}

@@ -1,0 +1,149 @@
+//! `/v1/health/*`: checks of a node or service, healthy instances of a service (`passing`,
+//! `tag`, `node-meta`), and checks by state.
+
+use super::catalog::{node_matches, node_meta_filter, NodeJson, ServiceJson};
+use super::params::Params;
+use super::{blocking, indexed, ApiError, ApiResult, AppState};
+use crate::store::catalog::aggregate_status;
+use crate::store::Topic;
+use crate::types::{HealthCheck, HEALTH_CRITICAL, HEALTH_PASSING, HEALTH_WARNING};
+use axum::extract::State;
+use serde::Serialize;
+use serde_json::Value;
+
+/// A check as the health and agent endpoints show it.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CheckJson {
+    pub node: String,
+    #[serde(rename = "CheckID")]
+    pub check_id: String,
+    pub name: String,
+    pub status: String,
+    pub notes: String,
+    pub output: String,
+    #[serde(rename = "ServiceID")]
+    pub service_id: String,
+    pub service_name: String,
+    pub service_tags: Vec<String>,
+    #[serde(rename = "Type")]
+    pub check_type: String,
+    pub interval: String,
+    pub timeout: String,
+    pub exposed_port: u16,
+    pub definition: Value,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+impl From<&HealthCheck> for CheckJson {
+    fn from(c: &HealthCheck) -> Self {
+        CheckJson {
+            node: c.node.clone(),
+            check_id: c.check_id.clone(),
+            name: c.name.clone(),
+            status: c.status.clone(),
+            notes: c.notes.clone(),
+            output: c.output.clone(),
+            service_id: c.service_id.clone(),
+            service_name: c.service_name.clone(),
+            service_tags: c.service_tags.clone(),
+            check_type: c.check_type.clone(),
+            interval: c.interval.clone(),
+            timeout: c.timeout.clone(),
+            exposed_port: 0,
+            definition: serde_json::to_value(&c.definition).unwrap_or(Value::Null),
+            create_index: c.create_index,
+            modify_index: c.modify_index,
+        }
+    }
+}
+
+fn checks_json(v: &[HealthCheck]) -> Vec<CheckJson> {
+    v.iter().map(CheckJson::from).collect()
+}
+
+/// `GET /v1/health/node/<node>`
+pub async fn node(State(agent): State<AppState>, p: Params) -> ApiResult {
+    let q = p.query_options()?;
+    let name = p.rest("/v1/health/node/");
+    let (idx, v) = blocking(&agent, &q, vec![Topic::Node(name.clone())], |s| {
+        s.node_checks(&name)
+    })
+    .await?;
+    indexed(&agent, idx, &q, &checks_json(&v))
+}
+
+/// `GET /v1/health/checks/<service>`
+pub async fn checks(State(agent): State<AppState>, p: Params) -> ApiResult {
+    let q = p.query_options()?;
+    let name = p.rest("/v1/health/checks/");
+    let (idx, v) = blocking(&agent, &q, vec![Topic::Service(name.clone())], |s| {
+        s.service_checks(&name)
+    })
+    .await?;
+    indexed(&agent, idx, &q, &checks_json(&v))
+}
+
+/// `GET /v1/health/state/<state>` (`any`, `passing`, `warning`, `critical`)
+pub async fn state(State(agent): State<AppState>, p: Params) -> ApiResult {
+    let q = p.query_options()?;
+    let st = p.rest("/v1/health/state/");
+    if !matches!(
+        st.as_str(),
+        "any" | HEALTH_PASSING | HEALTH_WARNING | HEALTH_CRITICAL
+    ) {
+        return Err(ApiError::bad_request(format!("Invalid state '{st}'")));
+    }
+    let f = node_meta_filter(&p);
+    let (idx, v) = blocking(&agent, &q, vec![Topic::Table("checks")], |s| {
+        s.checks_in_state(&st)
+    })
+    .await?;
+    let v: Vec<HealthCheck> = if f.is_empty() {
+        v
+    } else {
+        agent.read(|s| {
+            v.into_iter()
+                .filter(|c| {
+                    s.node(&c.node)
+                        .map(|n| node_matches(&n, &f))
+                        .unwrap_or(false)
+                })
+                .collect()
+        })
+    };
+    indexed(&agent, idx, &q, &checks_json(&v))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct CheckServiceNodeJson {
+    node: NodeJson,
+    service: ServiceJson,
+    checks: Vec<CheckJson>,
+}
+
+/// `GET /v1/health/service/<service>`
+pub async fn service(State(agent): State<AppState>, p: Params) -> ApiResult {
+    let q = p.query_options()?;
+    let name = p.rest("/v1/health/service/");
+    let tags = p.all("tag");
+    let passing = p.has("passing") && p.flag("passing");
+    let f = node_meta_filter(&p);
+    let (idx, list) = blocking(&agent, &q, vec![Topic::Service(name.clone())], |s| {
+        s.check_service_nodes(&name, &tags)
+    })
+    .await?;
+    let out: Vec<CheckServiceNodeJson> = list
+        .iter()
+        .filter(|c| node_matches(&c.node, &f))
+        .filter(|c| !passing || aggregate_status(&c.checks) == HEALTH_PASSING)
+        .map(|c| CheckServiceNodeJson {
+            node: NodeJson::from(&c.node),
+            service: ServiceJson::new(&c.service, &c.node.datacenter),
+            checks: checks_json(&c.checks),
+        })
+        .collect();
+    indexed(&agent, idx, &q, &out)
+}

@@ -1,0 +1,185 @@
+//! `/v1/kv/<key>`: GET (single, `recurse`, `keys` with `separator`, `raw`), PUT (`flags`,
+//! `cas`, `acquire`, `release`), DELETE (`recurse`, `cas`).
+
+use super::params::Params;
+use super::{blocking, indexed, json, not_found_indexed, ApiError, ApiResult, AppState};
+use crate::raft::{Command, CommandResponse};
+use crate::store::kv::KvOp;
+use crate::store::Topic;
+use crate::types::KvEntry;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{Method, StatusCode};
+use axum::response::IntoResponse;
+use base64::Engine;
+use serde::Serialize;
+
+/// Consul's default `kv_max_value_size`.
+pub const KV_MAX_VALUE_SIZE: usize = 512 * 1024;
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct KvJson<'a> {
+    lock_index: u64,
+    key: &'a str,
+    flags: u64,
+    value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<&'a str>,
+    create_index: u64,
+    modify_index: u64,
+}
+
+fn to_json(e: &KvEntry) -> KvJson<'_> {
+    KvJson {
+        lock_index: e.lock_index,
+        key: &e.key,
+        flags: e.flags,
+        value: (!e.value.is_empty())
+            .then(|| base64::engine::general_purpose::STANDARD.encode(&e.value)),
+        session: e.session.as_deref(),
+        create_index: e.create_index,
+        modify_index: e.modify_index,
+    }
+}
+
+/// Dispatch on method.
+pub async fn handle(
+    State(agent): State<AppState>,
+    method: Method,
+    p: Params,
+    body: Bytes,
+) -> ApiResult {
+    let key = p.rest("/v1/kv/");
+    match method {
+        Method::GET => get(&agent, &p, &key).await,
+        Method::PUT | Method::POST => put(&agent, &p, &key, body).await,
+        Method::DELETE => delete(&agent, &p, &key).await,
+        m => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method {m} not allowed"),
+        )),
+    }
+}
+
+async fn get(agent: &AppState, p: &Params, key: &str) -> ApiResult {
+    let q = p.query_options()?;
+    if p.has("keys") && p.flag("keys") {
+        let sep = p.get("separator").unwrap_or("").to_string();
+        let (idx, keys) = blocking(agent, &q, vec![Topic::KvPrefix(key.to_string())], |s| {
+            s.kv_keys(key, &sep)
+        })
+        .await?;
+        if keys.is_empty() {
+            return not_found_indexed(agent, idx, &q);
+        }
+        return indexed(agent, idx, &q, &keys);
+    }
+    if p.has("recurse") && p.flag("recurse") {
+        let (idx, list) = blocking(agent, &q, vec![Topic::KvPrefix(key.to_string())], |s| {
+            s.kv_list(key)
+        })
+        .await?;
+        if list.is_empty() {
+            return not_found_indexed(agent, idx, &q);
+        }
+        let out: Vec<KvJson> = list.iter().map(to_json).collect();
+        return indexed(agent, idx, &q, &out);
+    }
+    let (idx, entry) = blocking(agent, &q, vec![Topic::Kv(key.to_string())], |s| {
+        s.kv_get(key)
+    })
+    .await?;
+    let Some(e) = entry else {
+        return not_found_indexed(agent, idx, &q);
+    };
+    if p.has("raw") && p.flag("raw") {
+        let resp = (
+            [
+                ("Content-Type", "application/octet-stream"),
+                ("X-Content-Type-Options", "nosniff"),
+            ],
+            e.value.clone(),
+        )
+            .into_response();
+        return Ok(super::with_meta(agent, resp, idx, &q));
+    }
+    indexed(agent, idx, &q, &vec![to_json(&e)])
+}
+
+async fn put(agent: &AppState, p: &Params, key: &str, body: Bytes) -> ApiResult {
+    if key.is_empty() {
+        return Err(ApiError::bad_request("Missing key name"));
+    }
+    if p.has("recurse") {
+        return Err(ApiError::bad_request("Cannot specify ?recurse with PUT"));
+    }
+    if body.len() > KV_MAX_VALUE_SIZE {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "Request body({} bytes) too large, max size: {} bytes. See https://developer.hashicorp.com/docs/agent/config/config-files#kv_max_value_size.",
+                body.len(),
+                KV_MAX_VALUE_SIZE
+            ),
+        ));
+    }
+    let flags = p.u64("flags", "flags")?.unwrap_or(0);
+    let op = if let Some(s) = p.get("acquire") {
+        if let Some(until) = agent.read(|st| st.kv_lock_delay(key)) {
+            tracing::debug!(key, ?until, "acquire refused: lock delay in force");
+            return json(&false);
+        }
+        KvOp::Lock(s.to_string())
+    } else if let Some(s) = p.get("release") {
+        KvOp::Unlock(s.to_string())
+    } else if p.has("cas") {
+        KvOp::Cas(
+            p.u64("cas", "cas index")?
+                .ok_or_else(|| ApiError::bad_request("Invalid cas index"))?,
+        )
+    } else {
+        KvOp::Set
+    };
+    let cmd = Command::KvSet {
+        key: key.to_string(),
+        value: body.to_vec(),
+        flags,
+        op,
+    };
+    match agent.apply(cmd).await? {
+        CommandResponse::Bool(b) => json(&b),
+        CommandResponse::Ok => json(&true),
+        CommandResponse::Error(e) => Err(ApiError::internal(e.to_string())),
+    }
+}
+
+async fn delete(agent: &AppState, p: &Params, key: &str) -> ApiResult {
+    let recurse = p.has("recurse") && p.flag("recurse");
+    let cmd = if recurse {
+        Command::KvDeleteTree {
+            prefix: key.to_string(),
+        }
+    } else {
+        if key.is_empty() {
+            return Err(ApiError::bad_request("Missing key name"));
+        }
+        let cas = if p.has("cas") {
+            Some(
+                p.u64("cas", "cas index")?
+                    .ok_or_else(|| ApiError::bad_request("Invalid cas index"))?,
+            )
+        } else {
+            None
+        };
+        Command::KvDelete {
+            key: key.to_string(),
+            cas,
+        }
+    };
+    match agent.apply(cmd).await? {
+        CommandResponse::Bool(b) => json(&b),
+        CommandResponse::Ok => json(&true),
+        CommandResponse::Error(e) => Err(ApiError::internal(e.to_string())),
+    }
+}

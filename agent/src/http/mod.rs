@@ -1,0 +1,219 @@
+//! The HTTP API (Consul's `/v1/...`), served with axum. One route table; each handler
+//! parses its request, calls the agent facade, and answers with Consul's field names,
+//! status codes and headers (`X-Consul-Index`, `X-Consul-KnownLeader`,
+//! `X-Consul-LastContact`, `X-Consul-Effective-Consistency`).
+
+mod agent_ep;
+mod catalog;
+pub mod error;
+mod health;
+mod kv;
+pub mod params;
+mod session;
+mod status;
+
+use crate::agent::Agent;
+use crate::store::{Store, Topic};
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, put};
+use axum::Router;
+pub use error::ApiError;
+use params::QueryOptions;
+use serde::Serialize;
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// Shared handler state.
+pub type AppState = Arc<Agent>;
+
+/// Handler result.
+pub type ApiResult = Result<Response, ApiError>;
+
+/// Largest request body accepted (KV values are limited separately to 512 KiB).
+const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// The route table.
+pub fn router(agent: Arc<Agent>) -> Router {
+    Router::new()
+        // KV
+        .route("/v1/kv", any(kv::handle))
+        .route("/v1/kv/", any(kv::handle))
+        .route("/v1/kv/{*key}", any(kv::handle))
+        // catalog
+        .route("/v1/catalog/register", put(catalog::register))
+        .route("/v1/catalog/deregister", put(catalog::deregister))
+        .route("/v1/catalog/datacenters", get(catalog::datacenters))
+        .route("/v1/catalog/nodes", get(catalog::nodes))
+        .route("/v1/catalog/services", get(catalog::services))
+        .route("/v1/catalog/service/{*name}", get(catalog::service))
+        .route("/v1/catalog/node/{*node}", get(catalog::node))
+        .route(
+            "/v1/catalog/node-services/{*node}",
+            get(catalog::node_services),
+        )
+        // health
+        .route("/v1/health/node/{*node}", get(health::node))
+        .route("/v1/health/checks/{*service}", get(health::checks))
+        .route("/v1/health/service/{*service}", get(health::service))
+        .route("/v1/health/state/{state}", get(health::state))
+        // agent
+        .route("/v1/agent/self", get(agent_ep::self_))
+        .route("/v1/agent/members", get(agent_ep::members))
+        .route("/v1/agent/services", get(agent_ep::services))
+        .route(
+            "/v1/agent/service/register",
+            put(agent_ep::service_register),
+        )
+        .route(
+            "/v1/agent/service/deregister/{*id}",
+            put(agent_ep::service_deregister),
+        )
+        .route(
+            "/v1/agent/service/maintenance/{*id}",
+            put(agent_ep::service_maintenance),
+        )
+        .route("/v1/agent/service/{*id}", get(agent_ep::service))
+        .route("/v1/agent/checks", get(agent_ep::checks))
+        .route("/v1/agent/check/register", put(agent_ep::check_register))
+        .route(
+            "/v1/agent/check/deregister/{*id}",
+            put(agent_ep::check_deregister),
+        )
+        .route("/v1/agent/check/pass/{*id}", put(agent_ep::check_pass))
+        .route("/v1/agent/check/warn/{*id}", put(agent_ep::check_warn))
+        .route("/v1/agent/check/fail/{*id}", put(agent_ep::check_fail))
+        .route("/v1/agent/check/update/{*id}", put(agent_ep::check_update))
+        .route("/v1/agent/maintenance", put(agent_ep::node_maintenance))
+        .route("/v1/agent/reload", put(agent_ep::reload))
+        .route("/v1/agent/leave", put(agent_ep::leave))
+        .route(
+            "/v1/agent/health/service/name/{*name}",
+            get(agent_ep::health_by_name),
+        )
+        .route(
+            "/v1/agent/health/service/id/{*id}",
+            get(agent_ep::health_by_id),
+        )
+        // sessions
+        .route("/v1/session/create", put(session::create))
+        .route("/v1/session/destroy/{id}", put(session::destroy))
+        .route("/v1/session/renew/{id}", put(session::renew))
+        .route("/v1/session/info/{id}", get(session::info))
+        .route("/v1/session/node/{*node}", get(session::node))
+        .route("/v1/session/list", get(session::list))
+        // status
+        .route("/v1/status/leader", get(status::leader))
+        .route("/v1/status/peers", get(status::peers))
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(agent)
+}
+
+async fn fallback(method: Method, uri: axum::http::Uri) -> Response {
+    if uri.path() == "/" {
+        return (StatusCode::MOVED_PERMANENTLY, [("Location", "/ui/")]).into_response();
+    }
+    ApiError::not_found(format!("Not found: {method} {}", uri.path())).into_response()
+}
+
+async fn method_not_allowed(method: Method) -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method {method} not allowed"),
+    )
+    .into_response()
+}
+
+/// Serve the API on a bound listener until `shutdown` fires.
+pub async fn serve(agent: Arc<Agent>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    let mut rx = agent.shutdown.subscribe();
+    axum::serve(listener, router(agent))
+        .with_graceful_shutdown(async move {
+            let _ = rx.wait_for(|v| *v).await;
+        })
+        .await
+}
+
+/// Serialize a body as JSON (indented with `?pretty`).
+pub fn json_body<T: Serialize>(v: &T, pretty: bool) -> Result<Vec<u8>, ApiError> {
+    let r = if pretty {
+        serde_json::to_vec_pretty(v)
+    } else {
+        serde_json::to_vec(v)
+    };
+    r.map_err(|e| ApiError::internal(format!("encoding response: {e}")))
+}
+
+/// A plain JSON response with no index metadata (writes).
+pub fn json<T: Serialize>(v: &T) -> ApiResult {
+    let body = json_body(v, false)?;
+    Ok(([("Content-Type", "application/json")], body).into_response())
+}
+
+/// Add the read-metadata headers to a response.
+pub fn with_meta(agent: &Agent, mut resp: Response, index: u64, q: &QueryOptions) -> Response {
+    let h = resp.headers_mut();
+    h.insert("X-Consul-Index", HeaderValue::from(index.max(1)));
+    h.insert(
+        "X-Consul-KnownLeader",
+        HeaderValue::from_static(if agent.leader().is_some() {
+            "true"
+        } else {
+            "false"
+        }),
+    );
+    h.insert(
+        "X-Consul-LastContact",
+        HeaderValue::from(agent.last_contact_ms()),
+    );
+    h.insert(
+        "X-Consul-Effective-Consistency",
+        HeaderValue::from_static(q.consistency.as_str()),
+    );
+    resp
+}
+
+/// A JSON read response with index metadata.
+pub fn indexed<T: Serialize>(agent: &Agent, index: u64, q: &QueryOptions, v: &T) -> ApiResult {
+    let body = json_body(v, q.pretty)?;
+    let resp = ([("Content-Type", "application/json")], Body::from(body)).into_response();
+    Ok(with_meta(agent, resp, index, q))
+}
+
+/// A 404 read response that still carries index metadata (clients read the index on 404).
+pub fn not_found_indexed(agent: &Agent, index: u64, q: &QueryOptions) -> ApiResult {
+    let resp = (StatusCode::NOT_FOUND, "").into_response();
+    Ok(with_meta(agent, resp, index, q))
+}
+
+/// Run a read as a blocking query: when `?index=N` is given, wait (up to `?wait`) until the
+/// result's index exceeds N or a watched topic fires with a changed result.
+pub async fn blocking<T>(
+    agent: &Agent,
+    q: &QueryOptions,
+    topics: Vec<Topic>,
+    f: impl Fn(&Store) -> (u64, T),
+) -> Result<(u64, T), ApiError> {
+    agent.barrier(q.consistency).await?;
+    if q.index == 0 {
+        return Ok(agent.read(&f));
+    }
+    let deadline = Instant::now() + q.effective_wait();
+    let mut shutdown = agent.shutdown.subscribe();
+    loop {
+        let sub = agent.subscribe(topics.clone());
+        let (idx, v) = agent.read(&f);
+        if idx > q.index {
+            return Ok((idx, v));
+        }
+        tokio::select! {
+            _ = sub.changed() => {}
+            _ = tokio::time::sleep_until(deadline) => return Ok(agent.read(&f)),
+            _ = shutdown.changed() => return Ok(agent.read(&f)),
+        }
+    }
+}

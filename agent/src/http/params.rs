@@ -1,0 +1,264 @@
+//! Request parameters: the query string as a multimap (percent-decoded, `+` as space),
+//! Consul's boolean flags (`recurse`, `recurse=1`, `recurse=true`), and the blocking-query
+//! and consistency options every read accepts.
+
+use super::error::ApiError;
+use crate::agent::Consistency;
+use crate::types::parse_duration;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use std::time::Duration;
+
+/// Longest a blocking query may wait (Consul's `max_query_time` default).
+pub const MAX_WAIT: Duration = Duration::from_secs(600);
+/// Default blocking wait (Consul's `default_query_time`).
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(300);
+
+/// Percent-decode a URL component; `plus_space` turns `+` into a space (query strings).
+pub fn percent_decode(s: &str, plus_space: bool) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' if plus_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parsed request: decoded path and query parameters, plus headers.
+#[derive(Debug, Clone, Default)]
+pub struct Params {
+    /// The decoded request path.
+    pub path: String,
+    pairs: Vec<(String, String)>,
+    /// Request headers.
+    pub headers: HeaderMap,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Params::from_parts(
+            parts.uri.path(),
+            parts.uri.query(),
+            parts.headers.clone(),
+        ))
+    }
+}
+
+impl Params {
+    /// Build from a raw path and query string.
+    pub fn from_parts(path: &str, query: Option<&str>, headers: HeaderMap) -> Self {
+        let pairs = query
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| match p.split_once('=') {
+                Some((k, v)) => (percent_decode(k, true), percent_decode(v, true)),
+                None => (percent_decode(p, true), String::new()),
+            })
+            .collect();
+        Params {
+            path: percent_decode(path, false),
+            pairs,
+            headers,
+        }
+    }
+
+    /// The path after a route prefix, decoded (`/v1/kv/a%2Fb` under `/v1/kv/` is `a/b`).
+    pub fn rest(&self, prefix: &str) -> String {
+        self.path.strip_prefix(prefix).unwrap_or("").to_string()
+    }
+
+    /// First value of a parameter.
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a repeated parameter (`tag=a&tag=b`).
+    pub fn all(&self, k: &str) -> Vec<String> {
+        self.pairs
+            .iter()
+            .filter(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// Whether a parameter is present.
+    pub fn has(&self, k: &str) -> bool {
+        self.pairs.iter().any(|(n, _)| n == k)
+    }
+
+    /// A boolean flag: present with no value, `1`, `true`, `True` are true; `0`/`false` false.
+    pub fn flag(&self, k: &str) -> bool {
+        match self.get(k) {
+            None => false,
+            Some(v) => !matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "f" | "no"),
+        }
+    }
+
+    /// An unsigned integer parameter; `what` names it in the error.
+    pub fn u64(&self, k: &str, what: &str) -> Result<Option<u64>, ApiError> {
+        match self.get(k) {
+            None => Ok(None),
+            Some("") => Ok(None),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::bad_request(format!("Invalid {what}"))),
+        }
+    }
+
+    /// The ACL token from `X-Consul-Token`, `Authorization: Bearer`, or `?token=`.
+    pub fn token(&self) -> Option<String> {
+        if let Some(t) = self
+            .headers
+            .get("X-Consul-Token")
+            .and_then(|v| v.to_str().ok())
+        {
+            return Some(t.to_string());
+        }
+        if let Some(t) = self
+            .headers
+            .get("Authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+        {
+            return Some(t.trim().to_string());
+        }
+        self.get("token").map(str::to_string)
+    }
+
+    /// Blocking and consistency options.
+    pub fn query_options(&self) -> Result<QueryOptions, ApiError> {
+        let stale = self.has("stale") && self.flag("stale");
+        let consistent = self.has("consistent") && self.flag("consistent");
+        if stale && consistent {
+            return Err(ApiError::bad_request(
+                "Cannot specify ?stale with ?consistent, conflicting semantics.",
+            ));
+        }
+        let index = self.u64("index", "index")?.unwrap_or(0);
+        let wait = match self.get("wait") {
+            None | Some("") => None,
+            Some(w) => {
+                let d = parse_duration(w)
+                    .or_else(|_| w.parse::<u64>().map(Duration::from_millis).map_err(|_| ()))
+                    .map_err(|_| ApiError::bad_request("Invalid wait time"))?;
+                Some(d)
+            }
+        };
+        Ok(QueryOptions {
+            index,
+            wait,
+            consistency: if stale {
+                Consistency::Stale
+            } else if consistent {
+                Consistency::Consistent
+            } else {
+                Consistency::Default
+            },
+            pretty: self.has("pretty") && self.flag("pretty"),
+        })
+    }
+}
+
+/// Options every read accepts.
+#[derive(Debug, Clone, Default)]
+pub struct QueryOptions {
+    /// Block until the result's index exceeds this (0: no blocking).
+    pub index: u64,
+    /// How long to block at most.
+    pub wait: Option<Duration>,
+    /// Read consistency.
+    pub consistency: Consistency,
+    /// Indent the JSON.
+    pub pretty: bool,
+}
+
+impl QueryOptions {
+    /// The effective wait: default 5 min, capped at 10 min, plus up to wait/16 of jitter as
+    /// Consul adds to spread wake-ups.
+    pub fn effective_wait(&self) -> Duration {
+        let w = self.wait.unwrap_or(DEFAULT_WAIT).min(MAX_WAIT);
+        let jitter_ms = (w.as_millis() as u64) / 16;
+        let jitter = if jitter_ms > 0 {
+            rand::random::<u64>() % jitter_ms
+        } else {
+            0
+        };
+        w + Duration::from_millis(jitter)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(q: &str) -> Params {
+        Params::from_parts("/v1/kv/a%2Fb", Some(q), HeaderMap::new())
+    }
+
+    #[test]
+    fn flags_and_decoding() {
+        for q in [
+            "recurse",
+            "recurse=1",
+            "recurse=true",
+            "recurse=True",
+            "recurse=",
+        ] {
+            assert!(p(q).flag("recurse"), "{q}");
+        }
+        assert!(!p("recurse=false").flag("recurse"));
+        assert!(!p("").flag("recurse"));
+        assert_eq!(p("").rest("/v1/kv/"), "a/b");
+        assert_eq!(p("tag=a%20b&tag=c+d").all("tag"), vec!["a b", "c d"]);
+        assert_eq!(percent_decode("100%", false), "100%");
+        assert_eq!(percent_decode("%zz", false), "%zz");
+    }
+
+    #[test]
+    fn query_options() {
+        let o = p("index=5&wait=4.99s&stale").query_options().unwrap();
+        assert_eq!(
+            (o.index, o.wait, o.consistency),
+            (5, Some(Duration::from_millis(4990)), Consistency::Stale)
+        );
+        assert!(p("index=abc").query_options().is_err());
+        assert!(p("wait=abc").query_options().is_err());
+        assert!(p("stale&consistent").query_options().is_err());
+        let w = p("wait=20m").query_options().unwrap().effective_wait();
+        assert!(w >= MAX_WAIT && w <= MAX_WAIT + MAX_WAIT / 16);
+    }
+}

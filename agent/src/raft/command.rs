@@ -1,0 +1,96 @@
+//! The `Command` enum: the only way state changes. Every write, from any endpoint, becomes
+//! one of these, goes through the Raft log, and is applied to the store on every server.
+
+use crate::store::catalog::{DeregisterRequest, RegisterRequest};
+use crate::store::kv::KvOp;
+use crate::store::{Store, StoreError};
+use crate::types::{Index, Session};
+use serde::{Deserialize, Serialize};
+
+/// A replicated write.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum Command {
+    /// Write a KV entry under a condition.
+    KvSet {
+        key: String,
+        #[serde(with = "b64")]
+        value: Vec<u8>,
+        flags: u64,
+        op: KvOp,
+    },
+    /// Delete one key (optionally check-and-set).
+    KvDelete { key: String, cas: Option<Index> },
+    /// Delete every key under a prefix.
+    KvDeleteTree { prefix: String },
+    /// Catalog registration.
+    Register(Box<RegisterRequest>),
+    /// Catalog deregistration.
+    Deregister(DeregisterRequest),
+    /// Create a session.
+    SessionCreate(Session),
+    /// Destroy (invalidate) a session.
+    SessionDestroy { id: String },
+    /// No-op used as a write barrier.
+    Noop,
+}
+
+/// The result of applying a command.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub enum CommandResponse {
+    /// Applied; nothing to report.
+    #[default]
+    Ok,
+    /// Applied conditionally: whether the condition held.
+    Bool(bool),
+    /// Rejected by the store (nothing changed).
+    Error(StoreError),
+}
+
+impl Command {
+    /// Apply to the store at log index `idx`. Deterministic: no clocks, no randomness.
+    pub fn apply(&self, store: &mut Store, idx: Index) -> CommandResponse {
+        let r = match self {
+            Command::KvSet {
+                key,
+                value,
+                flags,
+                op,
+            } => store
+                .kv_set(idx, key, value.clone(), *flags, op)
+                .map(CommandResponse::Bool),
+            Command::KvDelete { key, cas } => {
+                Ok(CommandResponse::Bool(store.kv_delete(idx, key, *cas)))
+            }
+            Command::KvDeleteTree { prefix } => {
+                store.kv_delete_tree(idx, prefix);
+                Ok(CommandResponse::Bool(true))
+            }
+            Command::Register(r) => store.catalog_register(idx, r).map(|_| CommandResponse::Ok),
+            Command::Deregister(r) => store
+                .catalog_deregister(idx, r)
+                .map(|_| CommandResponse::Ok),
+            Command::SessionCreate(s) => store.session_create(idx, s).map(|_| CommandResponse::Ok),
+            Command::SessionDestroy { id } => {
+                Ok(CommandResponse::Bool(store.session_destroy(idx, id)))
+            }
+            Command::Noop => Ok(CommandResponse::Ok),
+        };
+        r.unwrap_or_else(CommandResponse::Error)
+    }
+}
+
+mod b64 {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .map_err(serde::de::Error::custom)
+    }
+}

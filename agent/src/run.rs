@@ -1,0 +1,190 @@
+//! `praetor agent`: parse flags, load the configuration, start the agent and its
+//! listeners, print the banner, and run until a signal or `leave`.
+
+use crate::agent::Agent;
+use crate::config::{self, AgentFlags, RuntimeConfig};
+use std::sync::Arc;
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(cfg: &RuntimeConfig) {
+    let level = match cfg.log_level.to_lowercase().as_str() {
+        "trace" => "trace",
+        "debug" => "debug",
+        "warn" | "warning" => "warn",
+        "err" | "error" => "error",
+        _ => "info",
+    };
+    let filter = EnvFilter::try_from_env("PRAETOR_LOG").unwrap_or_else(|_| {
+        EnvFilter::new(format!("{level},openraft=warn,hyper=warn,reqwest=warn"))
+    });
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let _ = if cfg.log_json {
+        b.json().try_init()
+    } else {
+        b.try_init()
+    };
+}
+
+/// Entry point of `praetor agent`; returns the exit code.
+pub fn agent_main(args: &[String]) -> i32 {
+    let flags = match AgentFlags::parse(args) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    let cfg = match config::load(&flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("==> {e}");
+            return 1;
+        }
+    };
+    init_logging(&cfg);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("==> Error starting runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(run(cfg))
+}
+
+fn http_bind(cfg: &RuntimeConfig) -> Option<String> {
+    if cfg.ports.http < 0 {
+        return None;
+    }
+    let ip = cfg
+        .addresses
+        .http
+        .clone()
+        .unwrap_or_else(|| cfg.client_addr.clone());
+    Some(format!("{ip}:{}", cfg.ports.http))
+}
+
+async fn run(cfg: RuntimeConfig) -> i32 {
+    if let Some(p) = &cfg.pid_file {
+        if let Err(e) = std::fs::write(p, std::process::id().to_string()) {
+            eprintln!("==> Error writing pid file {}: {e}", p.display());
+            return 1;
+        }
+    }
+    let http_listener = match http_bind(&cfg) {
+        None => None,
+        Some(addr) => match tokio::net::TcpListener::bind(&addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("==> Error starting agent: binding HTTP listener on {addr}: {e}");
+                return 1;
+            }
+        },
+    };
+    println!("==> Starting Praetor agent...");
+    let agent: Arc<Agent> = match Agent::start(cfg.clone()).await {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("==> Error starting agent: {e}");
+            return 1;
+        }
+    };
+    let http_addr = http_listener.as_ref().and_then(|l| l.local_addr().ok());
+    print_banner(&agent, &cfg, http_addr);
+    if let Some(l) = http_listener {
+        let a = agent.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::http::serve(a, l).await {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        });
+    }
+    let code = wait_for_exit(&agent).await;
+    agent.shutdown().await;
+    if let Some(p) = &cfg.pid_file {
+        let _ = std::fs::remove_file(p);
+    }
+    code
+}
+
+fn print_banner(agent: &Agent, cfg: &RuntimeConfig, http: Option<std::net::SocketAddr>) {
+    let p = &cfg.ports;
+    println!(
+        "              Version: '{}' (Praetor {})",
+        crate::CONSUL_COMPAT_VERSION,
+        env!("CARGO_PKG_VERSION")
+    );
+    println!("              Node ID: '{}'", agent.node_id);
+    println!("            Node name: '{}'", agent.node_name);
+    println!(
+        "           Datacenter: '{}' (Segment: '<all>')",
+        agent.datacenter
+    );
+    println!(
+        "               Server: {} (Bootstrap: {})",
+        cfg.server,
+        cfg.bootstrap || cfg.bootstrap_expect == 1
+    );
+    println!(
+        "          Client Addr: [{}] (HTTP: {}, HTTPS: {}, gRPC: {}, DNS: {})",
+        cfg.client_addr,
+        http.map(|a| a.port() as i32).unwrap_or(p.http),
+        p.https,
+        p.grpc,
+        p.dns
+    );
+    println!(
+        "         Cluster Addr: {} (LAN: {}, WAN: {})",
+        agent.rpc_addr.ip(),
+        p.serf_lan,
+        p.serf_wan
+    );
+    println!("    Gossip Encryption: {}", cfg.encrypt.is_some());
+    println!();
+    if let Some(a) = http {
+        println!("==> HTTP API listening on http://{a}");
+    }
+    println!("==> Server RPC listening on {}", agent.rpc_addr);
+    println!("==> Log data will now stream in as it occurs:");
+    println!();
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}
+
+async fn wait_for_exit(agent: &Arc<Agent>) -> i32 {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        eprintln!("==> Error installing signal handlers");
+        return 1;
+    };
+    let mut left = agent.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = int.recv() => { println!("==> Caught signal: interrupt"); return 0; }
+            _ = term.recv() => { println!("==> Caught signal: terminated"); return 0; }
+            _ = hup.recv() => {
+                println!("==> Caught signal: hangup");
+                if let Err(e) = agent.reload().await {
+                    eprintln!("==> Failed to reload configs: {e}");
+                } else {
+                    println!("==> Reloaded configuration");
+                }
+            }
+            _ = left.changed() => {
+                if *left.borrow() {
+                    println!("==> Graceful leave complete");
+                    return 0;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Replicated state: catalog, KV, sessions. Synchronous, no I/O: the Raft state machine
+//! calls the write operations with the log index of the entry being applied, and the HTTP
+//! and DNS layers call the reads, each of which returns `(index, value)`.
+//!
+//! Pattern (Consul's `state` package): each public op touches the tables, bumps their
+//! indexes and fires the watch topics it changed.
+
+pub mod catalog;
+pub mod kv;
+pub mod session;
+pub mod watch;
+
+use crate::types::{HealthCheck, Index, KvEntry, Node, NodeService, Session};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+pub use watch::{Subscription, Topic, WatchHub};
+
+/// Errors a write can return; texts are Consul's where clients read them.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Serialize, Deserialize)]
+pub enum StoreError {
+    /// A lock or session op named a session that does not exist.
+    #[error("invalid session \"{0}\"")]
+    InvalidSession(String),
+    /// A registration or session named a node that is not in the catalog.
+    #[error("Missing node registration")]
+    MissingNode,
+    /// A check named a service that is not registered on the node.
+    #[error("Missing service registration")]
+    MissingService,
+    /// A session referred to a check that does not exist.
+    #[error("Missing check '{0}' registration")]
+    MissingCheck(String),
+    /// A session referred to a critical check.
+    #[error("Check '{0}' is in critical state")]
+    CheckCritical(String),
+    /// Anything else invalid in a request.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The serializable part of the store: what a snapshot holds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StoreData {
+    pub kv: BTreeMap<String, KvEntry>,
+    /// Deleted keys and the index of their deletion, so prefix queries see deletes.
+    pub tombstones: BTreeMap<String, Index>,
+    pub nodes: BTreeMap<String, Node>,
+    /// node -> service ID -> service
+    pub services: BTreeMap<String, BTreeMap<String, NodeService>>,
+    /// node -> check ID -> check
+    pub checks: BTreeMap<String, BTreeMap<String, HealthCheck>>,
+    pub sessions: BTreeMap<String, Session>,
+    /// Table indexes: `nodes`, `services`, `checks`, `kvs`, `sessions`, `service.<name>`.
+    pub indexes: BTreeMap<String, Index>,
+}
+
+/// The state store.
+pub struct Store {
+    pub(crate) data: StoreData,
+    hub: Arc<WatchHub>,
+    /// Lock-delay deadlines per key (in memory only, as in Consul).
+    lock_delay: HashMap<String, Instant>,
+    fired: Vec<Topic>,
+}
+
+impl Store {
+    /// An empty store whose writes notify `hub`.
+    pub fn new(hub: Arc<WatchHub>) -> Self {
+        Store {
+            data: StoreData::default(),
+            hub,
+            lock_delay: HashMap::new(),
+            fired: Vec::new(),
+        }
+    }
+
+    /// The watch hub blocking queries subscribe to.
+    pub fn hub(&self) -> &Arc<WatchHub> {
+        &self.hub
+    }
+
+    /// The highest index of the named tables (at least 1, as clients require).
+    pub fn max_index(&self, tables: &[&str]) -> Index {
+        tables
+            .iter()
+            .filter_map(|t| self.data.indexes.get(*t))
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .max(1)
+    }
+
+    /// The highest index of any table.
+    pub fn last_index(&self) -> Index {
+        self.data
+            .indexes
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .max(1)
+    }
+
+    fn bump(&mut self, table: &str, idx: Index) {
+        let e = self.data.indexes.entry(table.to_string()).or_insert(0);
+        if idx > *e {
+            *e = idx;
+        }
+    }
+
+    fn fire(&mut self, t: Topic) {
+        self.fired.push(t);
+    }
+
+    /// Deliver the topics fired by the writes since the last call.
+    pub fn flush_watches(&mut self) {
+        if !self.fired.is_empty() {
+            let fired = std::mem::take(&mut self.fired);
+            self.hub.fire(&fired);
+        }
+    }
+
+    /// Serialize the whole state for a snapshot.
+    pub fn snapshot(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(&self.data)
+    }
+
+    /// Replace the whole state from a snapshot and wake every waiter.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<(), serde_json::Error> {
+        let data: StoreData = serde_json::from_slice(bytes)?;
+        self.restore_data(data);
+        Ok(())
+    }
+
+    /// Replace the whole state and wake every waiter.
+    pub fn restore_data(&mut self, data: StoreData) {
+        let mut topics: Vec<Topic> = ["nodes", "services", "checks", "kvs", "sessions"]
+            .iter()
+            .map(|t| Topic::Table(t))
+            .collect();
+        for (k, _) in self.data.kv.iter().chain(data.kv.iter()) {
+            topics.push(Topic::Kv(k.clone()));
+        }
+        for s in self.data.services.values().chain(data.services.values()) {
+            for svc in s.values() {
+                topics.push(Topic::Service(svc.service.clone()));
+            }
+        }
+        for n in self.data.nodes.keys().chain(data.nodes.keys()) {
+            topics.push(Topic::Node(n.clone()));
+        }
+        for s in self.data.sessions.keys().chain(data.sessions.keys()) {
+            topics.push(Topic::Session(s.clone()));
+        }
+        self.data = data;
+        self.lock_delay.clear();
+        self.fired.extend(topics);
+        self.flush_watches();
+    }
+
+    /// Read-only access to the raw tables (snapshot inspection, tests).
+    pub fn data(&self) -> &StoreData {
+        &self.data
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn test_store() -> Store {
+    Store::new(WatchHub::new())
+}

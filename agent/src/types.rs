@@ -1,0 +1,447 @@
+//! Wire and state types shared by every layer: catalog nodes, services and checks, KV
+//! entries, sessions, plus Go-compatible duration parsing and formatting.
+//!
+//! Field names follow Consul's JSON (`CamelCase`, `ID` acronyms) so the same structs are
+//! the replicated state, the Raft command payloads and the HTTP response bodies.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A Raft log index; every read returns one.
+pub type Index = u64;
+
+/// Health status of a check, as Consul spells it.
+pub const HEALTH_PASSING: &str = "passing";
+/// Warning status.
+pub const HEALTH_WARNING: &str = "warning";
+/// Critical status.
+pub const HEALTH_CRITICAL: &str = "critical";
+/// Maintenance status (Consul reports maintenance checks as critical).
+pub const HEALTH_MAINT: &str = "maintenance";
+/// The node check every agent keeps for itself.
+pub const SERF_CHECK_ID: &str = "serfHealth";
+/// The node-maintenance check ID.
+pub const NODE_MAINT_CHECK_ID: &str = "_node_maintenance";
+/// Prefix of per-service maintenance check IDs.
+pub const SERVICE_MAINT_PREFIX: &str = "_service_maintenance:";
+
+/// Validate a status string; returns the canonical form.
+pub fn valid_status(s: &str) -> Option<&'static str> {
+    match s {
+        HEALTH_PASSING => Some(HEALTH_PASSING),
+        HEALTH_WARNING => Some(HEALTH_WARNING),
+        HEALTH_CRITICAL => Some(HEALTH_CRITICAL),
+        _ => None,
+    }
+}
+
+/// A catalog node.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Node {
+    #[serde(rename = "ID", default)]
+    pub id: String,
+    pub node: String,
+    pub address: String,
+    #[serde(default)]
+    pub datacenter: String,
+    #[serde(default)]
+    pub tagged_addresses: BTreeMap<String, String>,
+    #[serde(default)]
+    pub meta: BTreeMap<String, String>,
+    #[serde(default)]
+    pub create_index: Index,
+    #[serde(default)]
+    pub modify_index: Index,
+}
+
+/// Service weights used for DNS SRV answers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Weights {
+    pub passing: i64,
+    pub warning: i64,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights {
+            passing: 1,
+            warning: 1,
+        }
+    }
+}
+
+/// A service address with port (`TaggedAddresses` values on services).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct ServiceAddress {
+    pub address: String,
+    pub port: i64,
+}
+
+/// A service instance registered on a node.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct NodeService {
+    #[serde(default)]
+    pub kind: String,
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub service: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub address: String,
+    #[serde(default)]
+    pub tagged_addresses: BTreeMap<String, ServiceAddress>,
+    #[serde(default)]
+    pub meta: BTreeMap<String, String>,
+    #[serde(default)]
+    pub port: i64,
+    #[serde(default)]
+    pub weights: Weights,
+    #[serde(default)]
+    pub enable_tag_override: bool,
+    #[serde(default)]
+    pub create_index: Index,
+    #[serde(default)]
+    pub modify_index: Index,
+}
+
+/// The definition of a check, kept with the check for `/v1/agent/checks` and the runners.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct CheckDefinition {
+    #[serde(default, rename = "HTTP", skip_serializing_if = "String::is_empty")]
+    pub http: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub header: BTreeMap<String, Vec<String>>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub method: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub body: String,
+    #[serde(default, rename = "TLSSkipVerify", skip_serializing_if = "is_false")]
+    pub tls_skip_verify: bool,
+    #[serde(default, rename = "TCP", skip_serializing_if = "String::is_empty")]
+    pub tcp: String,
+    #[serde(default, rename = "UDP", skip_serializing_if = "String::is_empty")]
+    pub udp: String,
+    #[serde(default, rename = "GRPC", skip_serializing_if = "String::is_empty")]
+    pub grpc: String,
+    #[serde(default, rename = "GRPCUseTLS", skip_serializing_if = "is_false")]
+    pub grpc_use_tls: bool,
+    #[serde(default, rename = "ScriptArgs", skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub script: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub interval: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub timeout: String,
+    #[serde(default, rename = "TTL", skip_serializing_if = "String::is_empty")]
+    pub ttl: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub alias_node: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub alias_service: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub deregister_critical_service_after: String,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub output_max_size: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub success_before_passing: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failures_before_warning: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failures_before_critical: u64,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl CheckDefinition {
+    /// The check type as Consul reports it in `Type`.
+    pub fn kind(&self) -> &'static str {
+        if !self.ttl.is_empty() {
+            "ttl"
+        } else if !self.http.is_empty() {
+            "http"
+        } else if !self.tcp.is_empty() {
+            "tcp"
+        } else if !self.udp.is_empty() {
+            "udp"
+        } else if !self.grpc.is_empty() {
+            "grpc"
+        } else if !self.args.is_empty() || !self.script.is_empty() {
+            "script"
+        } else if !self.alias_service.is_empty() || !self.alias_node.is_empty() {
+            "alias"
+        } else {
+            ""
+        }
+    }
+}
+
+/// A health check in the catalog (node-level when `ServiceID` is empty).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct HealthCheck {
+    #[serde(default)]
+    pub node: String,
+    #[serde(rename = "CheckID")]
+    pub check_id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub notes: String,
+    #[serde(default)]
+    pub output: String,
+    #[serde(rename = "ServiceID", default)]
+    pub service_id: String,
+    #[serde(default)]
+    pub service_name: String,
+    #[serde(default)]
+    pub service_tags: Vec<String>,
+    #[serde(rename = "Type", default)]
+    pub check_type: String,
+    #[serde(default)]
+    pub interval: String,
+    #[serde(default)]
+    pub timeout: String,
+    #[serde(default)]
+    pub definition: CheckDefinition,
+    #[serde(default)]
+    pub create_index: Index,
+    #[serde(default)]
+    pub modify_index: Index,
+}
+
+/// A KV entry. `value` is raw bytes; the HTTP layer base64-encodes it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct KvEntry {
+    pub key: String,
+    pub flags: u64,
+    pub value: Vec<u8>,
+    pub lock_index: Index,
+    pub session: Option<String>,
+    pub create_index: Index,
+    pub modify_index: Index,
+}
+
+/// What happens to the locks of a session when it is invalidated.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionBehavior {
+    /// Locks are released (the keys stay).
+    #[default]
+    Release,
+    /// Keys held by the session are deleted.
+    Delete,
+}
+
+impl SessionBehavior {
+    /// Consul's spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SessionBehavior::Release => "release",
+            SessionBehavior::Delete => "delete",
+        }
+    }
+}
+
+/// A service check a session depends on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct ServiceCheckRef {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(default)]
+    pub namespace: String,
+}
+
+/// A session (used for locks and leader election).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Session {
+    pub id: String,
+    pub name: String,
+    pub node: String,
+    /// Node checks the session depends on (includes `serfHealth` by default).
+    pub node_checks: Vec<String>,
+    pub service_checks: Vec<ServiceCheckRef>,
+    /// Lock delay in nanoseconds.
+    pub lock_delay_ns: u64,
+    pub behavior: SessionBehavior,
+    /// TTL as given (Go duration text), empty for none.
+    pub ttl: String,
+    pub create_index: Index,
+    pub modify_index: Index,
+}
+
+/// Errors from duration parsing.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DurationError {
+    /// The text is not a Go duration.
+    #[error("time: invalid duration \"{0}\"")]
+    Invalid(String),
+    /// A unit is missing (`"10"`).
+    #[error("time: missing unit in duration \"{0}\"")]
+    MissingUnit(String),
+    /// An unknown unit.
+    #[error("time: unknown unit \"{unit}\" in duration \"{text}\"")]
+    UnknownUnit { unit: String, text: String },
+}
+
+/// Parse a Go duration string (`"10s"`, `"1m30s"`, `"0.001s"`, `"250ms"`, `"1h"`, `"0"`).
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let s = text.trim();
+    if s.is_empty() {
+        return Err(DurationError::Invalid(text.to_string()));
+    }
+    let s = s.strip_prefix('+').unwrap_or(s);
+    if s.starts_with('-') {
+        return Err(DurationError::Invalid(text.to_string()));
+    }
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total_ns: f64 = 0.0;
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let start = i;
+        while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'.') {
+            i += 1;
+        }
+        if start == i {
+            return Err(DurationError::Invalid(text.to_string()));
+        }
+        let num: f64 = s[start..i]
+            .parse()
+            .map_err(|_| DurationError::Invalid(text.to_string()))?;
+        let ustart = i;
+        while i < bytes.len() && !(bytes[i].is_ascii_digit() || bytes[i] == b'.') {
+            i += 1;
+        }
+        let unit = &s[ustart..i];
+        let mult = match unit {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            "" => return Err(DurationError::MissingUnit(text.to_string())),
+            other => {
+                return Err(DurationError::UnknownUnit {
+                    unit: other.to_string(),
+                    text: text.to_string(),
+                })
+            }
+        };
+        total_ns += num * mult;
+    }
+    if !total_ns.is_finite() || total_ns > u64::MAX as f64 {
+        return Err(DurationError::Invalid(text.to_string()));
+    }
+    Ok(Duration::from_nanos(total_ns.round() as u64))
+}
+
+/// Format a duration as Go's `time.Duration.String()` does (`"15s"`, `"1m0s"`, `"1.5s"`,
+/// `"10ms"`, `"0s"`).
+pub fn format_duration(d: Duration) -> String {
+    let ns = d.as_nanos();
+    if ns == 0 {
+        return "0s".to_string();
+    }
+    if ns < 1_000 {
+        return format!("{ns}ns");
+    }
+    if ns < 1_000_000 {
+        return format!("{}µs", trim_frac(ns as f64 / 1e3));
+    }
+    if ns < 1_000_000_000 {
+        return format!("{}ms", trim_frac(ns as f64 / 1e6));
+    }
+    let hours = ns / 3_600_000_000_000;
+    let rem = ns % 3_600_000_000_000;
+    let mins = rem / 60_000_000_000;
+    let secs_ns = rem % 60_000_000_000;
+    let secs = trim_frac(secs_ns as f64 / 1e9);
+    if hours > 0 {
+        format!("{hours}h{mins}m{secs}s")
+    } else if mins > 0 {
+        format!("{mins}m{secs}s")
+    } else {
+        format!("{secs}s")
+    }
+}
+
+fn trim_frac(v: f64) -> String {
+    let s = format!("{v:.9}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_go() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("0.001s").unwrap(), Duration::from_millis(1));
+        assert_eq!(
+            parse_duration("4.99s").unwrap(),
+            Duration::from_millis(4990)
+        );
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert!(matches!(
+            parse_duration("10"),
+            Err(DurationError::MissingUnit(_))
+        ));
+        assert!(matches!(
+            parse_duration("10x"),
+            Err(DurationError::UnknownUnit { .. })
+        ));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("abc").is_err());
+    }
+
+    #[test]
+    fn durations_format_like_go() {
+        assert_eq!(format_duration(Duration::from_secs(15)), "15s");
+        assert_eq!(format_duration(Duration::from_secs(60)), "1m0s");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(format_duration(Duration::from_millis(10)), "10ms");
+        assert_eq!(format_duration(Duration::ZERO), "0s");
+        assert_eq!(format_duration(Duration::from_secs(3661)), "1h1m1s");
+        assert_eq!(format_duration(Duration::from_millis(1)), "1ms");
+    }
+
+    #[test]
+    fn check_kind_follows_definition() {
+        let d = CheckDefinition {
+            ttl: "10s".into(),
+            ..Default::default()
+        };
+        assert_eq!(d.kind(), "ttl");
+        let d = CheckDefinition {
+            http: "http://x".into(),
+            ..Default::default()
+        };
+        assert_eq!(d.kind(), "http");
+    }
+}

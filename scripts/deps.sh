@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install what building and testing Praetor needs on a Debian machine (idempotent):
+# - RocksDB, LZ4 and libclang for the `rocksdb` crate linked against the system library
+#   (see docs/build.md for why not the bundled build);
+# - the third-party clients used by the compatibility tests: Debian's python3-consul, and
+#   py-consul from PyPI in .venv-compat/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PKGS=(librocksdb-dev liblz4-dev libclang-dev clang python3-consul python3-venv python3-pip dnsutils curl jq)
+missing=()
+for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! .venv-compat/bin/python -c 'import consul, importlib.metadata as m; m.version("py-consul")' 2>/dev/null; then
+  echo "deps: creating .venv-compat with py-consul"
+  rm -rf .venv-compat
+  /usr/bin/python3 -m venv .venv-compat
+  .venv-compat/bin/pip install -q 'py-consul>=1.5'
+fi
+echo "deps: ok"

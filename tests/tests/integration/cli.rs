@@ -1,0 +1,140 @@
+//! CLI verbs against a running agent: output wording and exit codes as Consul's.
+
+use integration_tests::harness::Node;
+
+#[test]
+fn kv_cli_put_get_delete() {
+    let n = Node::dev();
+    let (code, out, _) = n.cli(&["kv", "put", "redis/config/minconns", "1"]);
+    assert_eq!(
+        (code, out.trim()),
+        (0, "Success! Data written to: redis/config/minconns")
+    );
+    let (code, out, _) = n.cli(&["kv", "get", "redis/config/minconns"]);
+    assert_eq!((code, out.trim()), (0, "1"));
+    n.cli(&[
+        "kv",
+        "put",
+        "-flags=42",
+        "redis/config/users/admin",
+        "abcd1234",
+    ]);
+    let (code, out, _) = n.cli(&["kv", "get", "-recurse", "redis/config"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.trim(),
+        "redis/config/minconns:1\nredis/config/users/admin:abcd1234"
+    );
+    let (code, out, _) = n.cli(&["kv", "get", "-detailed", "redis/config/users/admin"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Flags") && out.contains("42"), "{out}");
+    let (code, _, err) = n.cli(&["kv", "get", "nope"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("Error! No key exists at: nope"), "{err}");
+    let (code, out, _) = n.cli(&["kv", "get", "-keys", "-separator=/", "redis/"]);
+    assert_eq!((code, out.trim()), (0, "redis/config/"));
+    let (code, _, err) = n.cli(&[
+        "kv",
+        "put",
+        "-cas",
+        "-modify-index=1",
+        "redis/config/minconns",
+        "2",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("CAS failed"), "{err}");
+    let (code, out, _) = n.cli_stdin(&["kv", "put", "from/stdin", "-"], Some(b"piped"));
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(n.cli(&["kv", "get", "from/stdin"]).1.trim(), "piped");
+    let (code, out, _) = n.cli(&["kv", "export", "redis/"]);
+    assert_eq!(code, 0);
+    let exported: serde_json::Value = serde_json::from_str(&out).expect("export is JSON");
+    assert_eq!(exported.as_array().unwrap().len(), 2);
+    let (code, out, _) = n.cli(&["kv", "delete", "-recurse", "redis"]);
+    assert_eq!(
+        (code, out.trim()),
+        (0, "Success! Deleted keys with prefix: redis")
+    );
+    let (code, out, _) = n.cli_stdin(
+        &["kv", "import", "-"],
+        Some(out_export(&exported).as_bytes()),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Imported: redis/config/minconns"), "{out}");
+    assert_eq!(
+        n.cli(&["kv", "get", "redis/config/users/admin"]).1.trim(),
+        "abcd1234"
+    );
+    let (code, out, _) = n.cli(&["kv", "delete", "from/stdin"]);
+    assert_eq!((code, out.trim()), (0, "Success! Deleted key: from/stdin"));
+}
+
+fn out_export(v: &serde_json::Value) -> String {
+    v.to_string()
+}
+
+#[test]
+fn catalog_services_members_and_version_cli() {
+    let n = Node::dev();
+    let (code, out, _) = n.cli(&[
+        "services",
+        "register",
+        "-name=web",
+        "-port=80",
+        "-tag=rails",
+    ]);
+    assert_eq!((code, out.trim()), (0, "Registered service: web"));
+    let (code, out, _) = n.cli(&["catalog", "services", "-tags"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("web") && l.contains("rails")),
+        "{out}"
+    );
+    let (code, out, _) = n.cli(&["catalog", "datacenters"]);
+    assert_eq!((code, out.trim()), (0, "dc1"));
+    let (code, out, _) = n.cli(&["catalog", "nodes"]);
+    assert_eq!(code, 0);
+    assert!(out.lines().next().unwrap().starts_with("Node"), "{out}");
+    assert!(out.contains("node1"));
+    let (code, out, _) = n.cli(&["members"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("node1") && out.contains("alive") && out.contains("server"),
+        "{out}"
+    );
+    let (code, out, _) = n.cli(&["services", "deregister", "-id=web"]);
+    assert_eq!((code, out.trim()), (0, "Deregistered service: web"));
+    let (code, out, _) = n.cli(&["version", "-format=json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["Version"], "1.16.1");
+    let (code, out, _) = n.cli(&["info"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("raft:"), "{out}");
+    let (code, out, _) = n.cli(&["reload"]);
+    assert_eq!((code, out.trim()), (0, "Configuration reload triggered"));
+    let (code, _, err) = n.cli(&["nosuchverb"]);
+    assert_eq!(code, 1, "{err}");
+}
+
+#[test]
+fn cli_reports_unreachable_agent() {
+    let n = Node::dev();
+    let out = std::process::Command::new(integration_tests::harness::praetor_bin())
+        .args(["kv", "get", "-http-addr=127.0.0.1:1", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
+    drop(n);
+}
+
+#[test]
+fn leave_stops_the_agent() {
+    let mut n = Node::dev();
+    let (code, out, _) = n.cli(&["leave"]);
+    assert_eq!((code, out.trim()), (0, "Graceful leave complete"));
+    let status = n.wait_exit().expect("exited");
+    assert!(status.success(), "{status:?}\n{}", n.log());
+}

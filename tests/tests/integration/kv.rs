@@ -1,0 +1,205 @@
+//! KV API: values, flags, CAS, recurse/keys/separator, raw, deletes, errors, blocking.
+
+use crate::http_util::*;
+use base64::Engine;
+use integration_tests::harness::Node;
+use std::time::{Duration, Instant};
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+#[test]
+fn kv_roundtrip_flags_cas_and_headers() {
+    let n = Node::dev();
+    assert_eq!(put(&n, "/v1/kv/app/config?flags=42", "hello").body, "true");
+    let r = get(&n, "/v1/kv/app/config");
+    assert_eq!(r.status, 200);
+    assert!(r.index() >= 1);
+    assert_eq!(r.header("X-Consul-KnownLeader"), "true");
+    assert!(r.header("X-Consul-LastContact").parse::<u64>().is_ok());
+    assert_eq!(r.header("X-Consul-Effective-Consistency"), "leader");
+    let e = &r.json()[0];
+    assert_eq!(e["Key"], "app/config");
+    assert_eq!(e["Flags"], 42);
+    assert_eq!(e["Value"], b64("hello"));
+    let mi = e["ModifyIndex"].as_u64().unwrap();
+    assert_eq!(
+        put(&n, "/v1/kv/app/config?cas=0", "x").body,
+        "false",
+        "cas=0 on existing key"
+    );
+    assert_eq!(
+        put(&n, &format!("/v1/kv/app/config?cas={mi}"), "v2").body,
+        "true"
+    );
+    assert_eq!(
+        put(&n, &format!("/v1/kv/app/config?cas={mi}"), "v3").body,
+        "false",
+        "stale cas"
+    );
+    assert_eq!(get(&n, "/v1/kv/app/config?raw").body, "v2");
+    assert_eq!(
+        put(&n, "/v1/kv/new?cas=0", "x").body,
+        "true",
+        "cas=0 creates"
+    );
+}
+
+#[test]
+fn kv_listing_keys_separator_and_404_index() {
+    let n = Node::dev();
+    for k in ["p/a", "p/b/c", "p/b/d", "q"] {
+        put(&n, &format!("/v1/kv/{k}"), k);
+    }
+    let r = get(&n, "/v1/kv/p/?recurse");
+    let keys: Vec<String> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["Key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys, vec!["p/a", "p/b/c", "p/b/d"]);
+    for flag in ["recurse=1", "recurse=true", "recurse=True"] {
+        assert_eq!(
+            get(&n, &format!("/v1/kv/p/?{flag}"))
+                .json()
+                .as_array()
+                .unwrap()
+                .len(),
+            3,
+            "{flag}"
+        );
+    }
+    assert_eq!(
+        get(&n, "/v1/kv/p/?keys&separator=/").json(),
+        serde_json::json!(["p/a", "p/b/"])
+    );
+    assert_eq!(
+        get(&n, "/v1/kv/?keys").json(),
+        serde_json::json!(["p/a", "p/b/c", "p/b/d", "q"])
+    );
+    let miss = get(&n, "/v1/kv/nope");
+    assert_eq!(miss.status, 404);
+    assert!(miss.index() >= 1, "404 still carries X-Consul-Index");
+    assert_eq!(get(&n, "/v1/kv/zz/?recurse").status, 404);
+    // percent-encoded key
+    assert_eq!(put(&n, "/v1/kv/enc%2Fkey", "v").body, "true");
+    assert_eq!(get(&n, "/v1/kv/enc/key?raw").body, "v");
+}
+
+#[test]
+fn kv_delete_variants() {
+    let n = Node::dev();
+    for k in ["d/a", "d/b", "d/c/e", "keep"] {
+        put(&n, &format!("/v1/kv/{k}"), "1");
+    }
+    let mi = get(&n, "/v1/kv/d/a").json()[0]["ModifyIndex"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        delete(&n, &format!("/v1/kv/d/a?cas={}", mi + 100)).body,
+        "false"
+    );
+    assert_eq!(delete(&n, &format!("/v1/kv/d/a?cas={mi}")).body, "true");
+    assert_eq!(get(&n, "/v1/kv/d/a").status, 404);
+    assert_eq!(delete(&n, "/v1/kv/d/?recurse").body, "true");
+    assert_eq!(get(&n, "/v1/kv/d/?recurse").status, 404);
+    assert_eq!(get(&n, "/v1/kv/keep").status, 200);
+}
+
+#[test]
+fn kv_bad_input_gets_consul_errors() {
+    let n = Node::dev();
+    let big = vec![b'x'; 512 * 1024 + 1];
+    let r = put(&n, "/v1/kv/big", big);
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert!(r.body.contains("too large"), "{}", r.body);
+    assert_eq!(
+        put(&n, "/v1/kv/ok", vec![b'x'; 512 * 1024]).body,
+        "true",
+        "exactly 512 KiB is allowed"
+    );
+    let r = get(&n, "/v1/kv/ok?index=abc");
+    assert_eq!((r.status, r.body.as_str()), (400, "Invalid index"));
+    let r = get(&n, "/v1/kv/ok?wait=soon&index=1");
+    assert_eq!(r.status, 400);
+    let r = get(&n, "/v1/kv/ok?stale&consistent");
+    assert_eq!(r.status, 400);
+    let r = put(&n, "/v1/kv/", "x");
+    assert_eq!((r.status, r.body.as_str()), (400, "Missing key name"));
+    let r = put(&n, "/v1/kv/f?flags=notanumber", "x");
+    assert_eq!(r.status, 400);
+    let r = get(&n, "/v1/nosuchendpoint");
+    assert_eq!(r.status, 404);
+    let r = request(&n, "PATCH", "/v1/kv/ok");
+    assert_eq!(r.status, 405);
+    // the agent is still healthy after all of it
+    assert_eq!(get(&n, "/v1/kv/ok?raw").status, 200);
+}
+
+#[test]
+fn kv_blocking_query_wakes_on_change_not_on_unrelated_writes() {
+    let n = Node::dev();
+    put(&n, "/v1/kv/watched", "0");
+    let idx = get(&n, "/v1/kv/watched").index();
+    let http = n.http.clone();
+    let writer = std::thread::spawn(move || {
+        let c = reqwest::blocking::Client::new();
+        // unrelated writes first: they must not wake the watcher
+        for i in 0..5 {
+            c.put(format!("{http}/v1/kv/other/{i}"))
+                .body("x")
+                .send()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        c.put(format!("{http}/v1/kv/watched"))
+            .body("1")
+            .send()
+            .unwrap();
+    });
+    let t0 = Instant::now();
+    let r = get(&n, &format!("/v1/kv/watched?index={idx}&wait=10s"));
+    let dt = t0.elapsed();
+    writer.join().unwrap();
+    assert_eq!(
+        r.json()[0]["Value"],
+        b64("1"),
+        "woken by the write to the key itself"
+    );
+    assert!(
+        dt >= Duration::from_millis(900),
+        "returned after {dt:?}: woken by an unrelated write"
+    );
+    assert!(dt < Duration::from_secs(5), "took {dt:?}");
+
+    // prefix watch wakes on a child write
+    let idx = get(&n, "/v1/kv/other/?recurse").index();
+    let http = n.http.clone();
+    let w = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        reqwest::blocking::Client::new()
+            .put(format!("{http}/v1/kv/other/new"))
+            .body("x")
+            .send()
+            .unwrap();
+    });
+    let r = get(&n, &format!("/v1/kv/other/?recurse&index={idx}&wait=10s"));
+    w.join().unwrap();
+    assert!(r.index() > idx);
+    assert_eq!(r.json().as_array().unwrap().len(), 6);
+
+    // no change: wait is honoured
+    let idx = get(&n, "/v1/kv/watched").index();
+    let t0 = Instant::now();
+    let r = get(&n, &format!("/v1/kv/watched?index={idx}&wait=1s"));
+    let dt = t0.elapsed();
+    assert!(
+        dt >= Duration::from_millis(950) && dt < Duration::from_secs(3),
+        "{dt:?}"
+    );
+    assert!(r.index() >= idx);
+}

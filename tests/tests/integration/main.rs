@@ -1,0 +1,12 @@
+//! Cross-process integration tests: every test starts real `praetor` processes on loopback.
+//! One test binary (hickory-dns's layout): `cargo test -p integration-tests`.
+
+mod agent_api;
+mod catalog;
+mod cli;
+mod compat;
+mod config;
+mod http_util;
+mod kv;
+mod persistence;
+mod sessions;

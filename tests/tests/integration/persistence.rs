@@ -1,0 +1,79 @@
+//! Durability: a single server with a data directory keeps every acknowledged write across
+//! `kill -9` and restart, catalog and sessions included.
+
+use crate::http_util::*;
+use integration_tests::harness::Node;
+use serde_json::json;
+
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    let mut n = Node::server();
+    for i in 0..200 {
+        assert_eq!(
+            put(&n, &format!("/v1/kv/durable/{i:03}"), format!("v{i}")).body,
+            "true"
+        );
+    }
+    put_json(
+        &n,
+        "/v1/catalog/register",
+        &json!({"Node": "ext", "Address": "10.0.0.9", "Service": {"Service": "ext-svc", "Port": 9}}),
+    );
+    let sid = put_json(&n, "/v1/session/create", &json!({"Name": "keep"})).json()["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let node_id = get(&n, "/v1/agent/self").json()["Config"]["NodeID"].clone();
+    let before = get(&n, "/v1/kv/durable/?recurse").index();
+    n.kill();
+    n.restart();
+    let r = get(&n, "/v1/kv/durable/?recurse");
+    let entries = r.json();
+    assert_eq!(
+        entries.as_array().unwrap().len(),
+        200,
+        "every acknowledged write is back"
+    );
+    assert_eq!(entries[199]["Key"], "durable/199");
+    assert!(r.index() >= before);
+    assert_eq!(get(&n, "/v1/kv/durable/042?raw").body, "v42");
+    assert_eq!(
+        get(&n, "/v1/catalog/service/ext-svc").json()[0]["ServicePort"],
+        9
+    );
+    assert_eq!(
+        get(&n, &format!("/v1/session/info/{sid}")).json()[0]["Name"],
+        "keep"
+    );
+    assert_eq!(
+        get(&n, "/v1/agent/self").json()["Config"]["NodeID"],
+        node_id,
+        "node ID is persisted"
+    );
+    // and it keeps accepting writes
+    assert_eq!(put(&n, "/v1/kv/after", "x").body, "true");
+}
+
+#[test]
+fn many_writes_with_snapshots_then_restart() {
+    // Enough writes to cross the snapshot threshold (8192 log entries) so the restart
+    // goes through snapshot restore plus log replay.
+    let mut n = Node::server();
+    let c = reqwest::blocking::Client::new();
+    for i in 0..9000u32 {
+        let r = c
+            .put(n.url(&format!("/v1/kv/bulk/{}", i % 500)))
+            .body(i.to_string())
+            .send()
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+    n.kill();
+    n.restart();
+    let entries = get(&n, "/v1/kv/bulk/?recurse").json();
+    assert_eq!(entries.as_array().unwrap().len(), 500);
+    // key i%500 last written with value 8500 + i (for i < 500)
+    assert_eq!(get(&n, "/v1/kv/bulk/7?raw").body, "8507");
+    let snap_dir = n.dir().join("data/raft");
+    assert!(snap_dir.exists());
+}
