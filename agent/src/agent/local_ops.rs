@@ -6,7 +6,7 @@ use crate::config::RuntimeConfig;
 use crate::definition::{decode_check, decode_service, CheckDef, ServiceDef};
 use crate::local::{LocalCheck, LocalService, Source};
 use crate::types::{
-    HealthCheck, HEALTH_CRITICAL, HEALTH_PASSING, NODE_MAINT_CHECK_ID, SERF_CHECK_ID,
+    HealthCheck, NodeService, HEALTH_CRITICAL, HEALTH_PASSING, NODE_MAINT_CHECK_ID, SERF_CHECK_ID,
     SERVICE_MAINT_PREFIX,
 };
 use std::sync::Arc;
@@ -29,7 +29,86 @@ fn truncate_output(mut s: String, max: usize) -> String {
     s
 }
 
+/// API registrations kept in the data dir so they survive a restart (Consul keeps them in
+/// `data_dir/services` and `data_dir/checks`).
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct PersistedLocal {
+    services: Vec<(NodeService, String)>,
+    checks: Vec<(HealthCheck, String)>,
+}
+
+const LOCAL_STATE_FILE: &str = "local-registrations.json";
+
 impl Agent {
+    /// Write the API-registered services and checks to the data dir (atomically).
+    fn persist_local(&self) -> Result<(), AgentError> {
+        let p = {
+            let l = self.local.lock().unwrap_or_else(|e| e.into_inner());
+            PersistedLocal {
+                services: l
+                    .services
+                    .values()
+                    .filter(|s| s.source == Source::Api)
+                    .map(|s| (s.service.clone(), s.token.clone()))
+                    .collect(),
+                checks: l
+                    .checks
+                    .values()
+                    .filter(|c| c.source == Source::Api)
+                    .map(|c| (c.check.clone(), c.token.clone()))
+                    .collect(),
+            }
+        };
+        let bytes = serde_json::to_vec(&p).map_err(|e| AgentError::Startup(e.to_string()))?;
+        let path = self.data_dir.join(LOCAL_STATE_FILE);
+        let tmp = self.data_dir.join(format!("{LOCAL_STATE_FILE}.tmp"));
+        std::fs::write(&tmp, bytes)
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(|e| {
+                AgentError::Startup(format!(
+                    "persisting local registrations to {}: {e}",
+                    path.display()
+                ))
+            })
+    }
+
+    /// Load the API registrations persisted by a previous run.
+    pub(super) fn restore_local_registrations(&self) -> Result<(), AgentError> {
+        let path = self.data_dir.join(LOCAL_STATE_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(AgentError::Startup(format!(
+                    "reading {}: {e}",
+                    path.display()
+                )))
+            }
+        };
+        let p: PersistedLocal = serde_json::from_slice(&bytes)
+            .map_err(|e| AgentError::Startup(format!("parsing {}: {e}", path.display())))?;
+        let mut l = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        for (service, token) in p.services {
+            l.services
+                .entry(service.id.clone())
+                .or_insert(LocalService {
+                    service,
+                    token,
+                    source: Source::Api,
+                });
+        }
+        for (check, token) in p.checks {
+            l.checks
+                .entry(check.check_id.clone())
+                .or_insert(LocalCheck {
+                    check,
+                    token,
+                    source: Source::Api,
+                });
+        }
+        Ok(())
+    }
+
     pub(super) fn add_serf_check(&self) {
         let mut l = self.local.lock().unwrap_or_else(|e| e.into_inner());
         let node = l.node.node.clone();
@@ -188,6 +267,7 @@ impl Agent {
                 },
             );
         }
+        self.persist_local()?;
         self.sync_now().await
     }
 
@@ -200,6 +280,7 @@ impl Agent {
             }
             l.checks.retain(|_, c| c.check.service_id != id);
         }
+        self.persist_local()?;
         self.sync_now().await
     }
 
@@ -225,6 +306,7 @@ impl Agent {
                 },
             );
         }
+        self.persist_local()?;
         self.sync_now().await
     }
 
@@ -236,6 +318,7 @@ impl Agent {
                 return Err(AgentError::NotFound(format!("Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name.")));
             }
         }
+        self.persist_local()?;
         self.sync_now().await
     }
 
@@ -266,6 +349,9 @@ impl Agent {
             c.check.output = output;
             changed
         };
+        if changed {
+            self.persist_local()?;
+        }
         if changed {
             self.sync_now().await?;
         }
@@ -329,6 +415,7 @@ impl Agent {
                 l.checks.remove(&check_id);
             }
         }
+        self.persist_local()?;
         self.sync_now().await
     }
 
@@ -378,10 +465,12 @@ pub(super) async fn sync_loop(agent: Arc<Agent>) {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         }
-        let jitter = Duration::from_millis(rand::random::<u64>() % 10_000);
+        let interval = super::ae_interval(&agent.config());
+        let jitter_ms = (interval.as_millis() as u64 / 6).max(1);
+        let jitter = Duration::from_millis(rand::random::<u64>() % jitter_ms);
         tokio::select! {
             _ = agent.sync_notify.notified() => {}
-            _ = tokio::time::sleep(Duration::from_secs(60) + jitter) => {}
+            _ = tokio::time::sleep(interval + jitter) => {}
             _ = shutdown.changed() => return,
         }
     }

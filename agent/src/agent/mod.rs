@@ -89,6 +89,8 @@ pub struct Agent {
     /// The server RPC address (Raft and forwarding).
     pub rpc_addr: SocketAddr,
     started: Instant,
+    /// Where this agent keeps its state (a temporary directory in `-dev`).
+    pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     /// Set when the agent is asked to leave/shut down.
     pub shutdown: tokio::sync::watch::Sender<bool>,
@@ -126,6 +128,26 @@ fn load_or_create_node_id(
     std::fs::write(&path, &id)
         .map_err(|e| AgentError::Startup(format!("writing {}: {e}", path.display())))?;
     Ok(id)
+}
+
+/// An integer tuning key from the merged config (Consul's `raft_snapshot_threshold`, ...).
+fn raw_u64(cfg: &RuntimeConfig, key: &str, default: u64) -> u64 {
+    cfg.raw
+        .get(key)
+        .and_then(|v| {
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        })
+        .unwrap_or(default)
+}
+
+/// The anti-entropy interval: Consul's internal `ae_interval` (default 1 minute).
+pub(crate) fn ae_interval(cfg: &RuntimeConfig) -> Duration {
+    cfg.raw
+        .get("ae_interval")
+        .and_then(|v| v.as_str())
+        .and_then(|s| crate::types::parse_duration(s).ok())
+        .unwrap_or(Duration::from_secs(60))
 }
 
 impl Agent {
@@ -189,8 +211,12 @@ impl Agent {
             heartbeat_interval: 50 * mult,
             election_timeout_min: 150 * mult,
             election_timeout_max: 300 * mult,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(8192),
-            max_in_snapshot_log_to_keep: 1024,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(raw_u64(
+                &cfg,
+                "raft_snapshot_threshold",
+                16384,
+            )),
+            max_in_snapshot_log_to_keep: raw_u64(&cfg, "raft_trailing_logs", 10240),
             ..Default::default()
         }
         .validate()
@@ -241,6 +267,7 @@ impl Agent {
             http_client: reqwest::Client::new(),
             rpc_addr,
             started: Instant::now(),
+            data_dir: data_dir.clone(),
             _tmp: tmp,
             shutdown,
             config: RwLock::new(Arc::new(cfg)),
@@ -265,6 +292,7 @@ impl Agent {
             }
         }
         agent.load_config_definitions(&cfg)?;
+        agent.restore_local_registrations()?;
         agent.add_serf_check();
         tokio::spawn(local_ops::sync_loop(agent.clone()));
         tokio::spawn(sessions::ttl_loop(agent.clone()));

@@ -51,6 +51,7 @@ pub async fn handle(
     body: Bytes,
 ) -> ApiResult {
     let key = p.rest("/v1/kv/");
+    super::check_dc(&agent, &p.query_options()?)?;
     match method {
         Method::GET => get(&agent, &p, &key).await,
         Method::PUT | Method::POST => put(&agent, &p, &key, body).await,

@@ -190,6 +190,14 @@ pub fn not_found_indexed(agent: &Agent, index: u64, q: &QueryOptions) -> ApiResu
     Ok(with_meta(agent, resp, index, q))
 }
 
+/// Reject a `?dc=` this agent cannot reach, with Consul's error.
+pub fn check_dc(agent: &Agent, q: &QueryOptions) -> Result<(), ApiError> {
+    match &q.dc {
+        Some(dc) if dc != &agent.datacenter => Err(ApiError::internal("No path to datacenter")),
+        _ => Ok(()),
+    }
+}
+
 /// Run a read as a blocking query: when `?index=N` is given, wait (up to `?wait`) until the
 /// result's index exceeds N or a watched topic fires with a changed result.
 pub async fn blocking<T>(
@@ -198,6 +206,7 @@ pub async fn blocking<T>(
     topics: Vec<Topic>,
     f: impl Fn(&Store) -> (u64, T),
 ) -> Result<(u64, T), ApiError> {
+    check_dc(agent, q)?;
     agent.barrier(q.consistency).await?;
     if q.index == 0 {
         return Ok(agent.read(&f));

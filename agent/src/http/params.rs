@@ -189,6 +189,7 @@ impl Params {
                 Consistency::Default
             },
             pretty: self.has("pretty") && self.flag("pretty"),
+            dc: self.get("dc").filter(|d| !d.is_empty()).map(str::to_string),
         })
     }
 }
@@ -204,6 +205,8 @@ pub struct QueryOptions {
     pub consistency: Consistency,
     /// Indent the JSON.
     pub pretty: bool,
+    /// Target datacenter (`?dc=`); only the local one is reachable until WAN federation.
+    pub dc: Option<String>,
 }
 
 impl QueryOptions {

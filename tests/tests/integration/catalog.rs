@@ -141,3 +141,13 @@ fn health_state_and_checks() {
     let node = get(&n, "/v1/health/node/node1").json();
     assert_eq!(node[0]["CheckID"], "serfHealth");
 }
+
+#[test]
+fn unknown_datacenter_is_refused() {
+    let n = Node::dev();
+    let r = get(&n, "/v1/catalog/nodes?dc=dc9");
+    assert_eq!((r.status, r.body.as_str()), (500, "No path to datacenter"));
+    let r = put(&n, "/v1/kv/x?dc=dc9", "v");
+    assert_eq!((r.status, r.body.as_str()), (500, "No path to datacenter"));
+    assert_eq!(get(&n, "/v1/catalog/nodes?dc=dc1").status, 200);
+}

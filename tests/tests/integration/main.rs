@@ -2,6 +2,7 @@
 //! One test binary (hickory-dns's layout): `cargo test -p integration-tests`.
 
 mod agent_api;
+mod antientropy;
 mod catalog;
 mod cli;
 mod compat;

@@ -2,7 +2,7 @@
 //! `kill -9` and restart, catalog and sessions included.
 
 use crate::http_util::*;
-use integration_tests::harness::Node;
+use integration_tests::harness::{Node, NodeOptions};
 use serde_json::json;
 
 #[test]
@@ -56,11 +56,19 @@ fn acknowledged_writes_survive_kill_9() {
 
 #[test]
 fn many_writes_with_snapshots_then_restart() {
-    // Enough writes to cross the snapshot threshold (8192 log entries) so the restart
-    // goes through snapshot restore plus log replay.
-    let mut n = Node::server();
+    // A low snapshot threshold so the writes cross it several times and the restart goes
+    // through snapshot restore plus log replay (and purged logs).
+    let mut n = Node::start(NodeOptions {
+        extra: vec![
+            "-hcl".into(),
+            "raft_snapshot_threshold = 256".into(),
+            "-hcl".into(),
+            "raft_trailing_logs = 64".into(),
+        ],
+        ..Default::default()
+    });
     let c = reqwest::blocking::Client::new();
-    for i in 0..9000u32 {
+    for i in 0..1500u32 {
         let r = c
             .put(n.url(&format!("/v1/kv/bulk/{}", i % 500)))
             .body(i.to_string())
@@ -72,8 +80,8 @@ fn many_writes_with_snapshots_then_restart() {
     n.restart();
     let entries = get(&n, "/v1/kv/bulk/?recurse").json();
     assert_eq!(entries.as_array().unwrap().len(), 500);
-    // key i%500 last written with value 8500 + i (for i < 500)
-    assert_eq!(get(&n, "/v1/kv/bulk/7?raw").body, "8507");
+    // key i%500 last written with value 1000 + i (for i < 500)
+    assert_eq!(get(&n, "/v1/kv/bulk/7?raw").body, "1007");
     let snap_dir = n.dir().join("data/raft");
     assert!(snap_dir.exists());
 }
