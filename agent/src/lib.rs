@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod definition;
 pub mod flags;
+pub mod gossip;
 pub mod http;
 pub mod local;
 pub mod raft;

@@ -96,6 +96,14 @@ async fn run(cfg: RuntimeConfig) -> i32 {
     };
     let http_addr = http_listener.as_ref().and_then(|l| l.local_addr().ok());
     print_banner(&agent, &cfg, http_addr);
+    if let Some(l) = agent.take_rpc_listener() {
+        let router = crate::rpc::router(agent.clone()).merge(crate::http::router(agent.clone()));
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(l, router).await {
+                tracing::error!(error = %e, "server RPC listener failed");
+            }
+        });
+    }
     if let Some(l) = http_listener {
         let a = agent.clone();
         tokio::spawn(async move {
@@ -149,7 +157,12 @@ fn print_banner(agent: &Agent, cfg: &RuntimeConfig, http: Option<std::net::Socke
     if let Some(a) = http {
         println!("==> HTTP API listening on http://{a}");
     }
-    println!("==> Server RPC listening on {}", agent.rpc_addr);
+    if agent.is_server() {
+        println!("==> Server RPC listening on {}", agent.rpc_addr);
+    }
+    if let Some(g) = agent.gossip() {
+        println!("==> Serf LAN listening on {}", g.local_addr);
+    }
     println!("==> Log data will now stream in as it occurs:");
     println!();
     use std::io::Write;

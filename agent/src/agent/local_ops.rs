@@ -419,19 +419,22 @@ impl Agent {
         self.sync_now().await
     }
 
+    /// What the catalog holds for this node: read locally on servers, asked of a server on
+    /// client agents.
+    async fn catalog_view_of_self(&self) -> Result<crate::rpc::NodeView, AgentError> {
+        if self.raft.is_some() {
+            return Ok(crate::rpc::RpcBackend::node_view(self, &self.node_name));
+        }
+        let server = self.pick_server().ok_or(AgentError::NoLeader)?;
+        crate::rpc::client::node_view(&self.http_client, &server, &self.node_name)
+            .await
+            .map_err(|e| AgentError::Raft(format!("reading the catalog from {server}: {e}")))
+    }
+
     /// One anti-entropy pass: bring the catalog in line with the local state.
     pub async fn sync_now(&self) -> Result<(), AgentError> {
-        let node_name = self.node_name.clone();
-        let (node, svcs, checks) = self.read(|s| {
-            (
-                s.node(&node_name),
-                s.node_services(&node_name)
-                    .1
-                    .map(|(_, v)| v)
-                    .unwrap_or_default(),
-                s.node_checks(&node_name).1,
-            )
-        });
+        let view = self.catalog_view_of_self().await?;
+        let (node, svcs, checks) = (view.node, view.services, view.checks);
         let ops = {
             let l = self.local.lock().unwrap_or_else(|e| e.into_inner());
             l.diff(node.as_ref(), &svcs, &checks)
@@ -451,7 +454,12 @@ pub(super) async fn sync_loop(agent: Arc<Agent>) {
         if *shutdown.borrow() {
             return;
         }
-        if agent.leader().is_some() {
+        let ready = if agent.is_server() {
+            agent.leader().is_some()
+        } else {
+            agent.pick_server().is_some()
+        };
+        if ready {
             match agent.sync_now().await {
                 Ok(()) => backoff = Duration::from_millis(100),
                 Err(e) => {

@@ -2,10 +2,12 @@
 //! the HTTP and DNS layers three things: `apply` a command, `read` the store, and the
 //! leader/consistency metadata for response headers.
 
+mod cluster;
 mod local_ops;
 mod sessions;
 
 use crate::config::RuntimeConfig;
+use crate::gossip::{Gossip, GossipConfig, MemberStatus};
 use crate::local::{LocalState, SyncOp};
 use crate::raft::network::Network;
 use crate::raft::state_machine::{SharedStore, StateMachine};
@@ -21,6 +23,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
+
+/// How long a request waits for a leader or a commit (Consul's `rpc_hold_timeout`).
+pub const RPC_HOLD_TIMEOUT: Duration = Duration::from_secs(7);
 
 /// Errors from the facade; the HTTP layer maps them to status codes.
 #[derive(Debug, thiserror::Error)]
@@ -77,8 +82,10 @@ pub struct Agent {
     pub node_id: String,
     /// The datacenter.
     pub datacenter: String,
-    raft: Raft,
+    raft: Option<Raft>,
     raft_id: u64,
+    gossip: Option<Gossip>,
+    rpc_listener: Mutex<Option<tokio::net::TcpListener>>,
     store: SharedStore,
     hub: Arc<WatchHub>,
     pub(crate) local: Mutex<LocalState>,
@@ -86,7 +93,7 @@ pub struct Agent {
     session_timers: Mutex<HashMap<String, Instant>>,
     pub(crate) ttl_timers: crate::checks::TtlTimers,
     http_client: reqwest::Client,
-    /// The server RPC address (Raft and forwarding).
+    /// The server RPC address (Raft and forwarding); on clients, the advertise address.
     pub rpc_addr: SocketAddr,
     started: Instant,
     /// Where this agent keeps its state (a temporary directory in `-dev`).
@@ -151,8 +158,10 @@ pub(crate) fn ae_interval(cfg: &RuntimeConfig) -> Duration {
 }
 
 impl Agent {
-    /// Start an agent: open storage, bind the server port, start Raft (bootstrapping a
-    /// single server when asked), and register this node once a leader is known.
+    /// Start an agent: open storage and start Raft (servers), start gossip, bootstrap a
+    /// single server when asked, and start the background loops. The server RPC listener is
+    /// bound here and served by the caller ([`Agent::take_rpc_listener`]), which mounts the
+    /// HTTP API on it as well so client agents can forward reads.
     pub async fn start(cfg: RuntimeConfig) -> Result<Arc<Agent>, AgentError> {
         let (data_dir, tmp) = match &cfg.data_dir {
             Some(d) if !cfg.dev_mode => (d.clone(), None),
@@ -169,72 +178,96 @@ impl Agent {
         })?;
         let node_id = load_or_create_node_id(&data_dir, cfg.node_id.as_deref())?;
         let raft_id = raft_id_from_uuid(&node_id);
-        let raft_dir: PathBuf = data_dir.join("raft");
-        let db = open_db(&raft_dir).map_err(|e| {
-            AgentError::Startup(format!("opening raft store {}: {e}", raft_dir.display()))
-        })?;
-
         let hub = WatchHub::new();
         let store: SharedStore = Arc::new(RwLock::new(Store::new(hub.clone())));
-        let sm = StateMachine::open(db.clone(), store.clone())
-            .map_err(|e| AgentError::Startup(e.to_string()))?;
-        let log = LogStore::new(db);
 
         let bind_ip = cfg.bind_addr.clone();
-        let server_port = cfg.ports.server.max(0) as u16;
-        let listener = tokio::net::TcpListener::bind((bind_ip.as_str(), server_port))
-            .await
-            .map_err(|e| {
-                AgentError::Startup(format!("binding server port {bind_ip}:{server_port}: {e}"))
+        let advertise_ip: std::net::IpAddr =
+            match cfg.advertise_addr.as_deref().filter(|a| !a.is_empty()) {
+                Some(a) => a
+                    .parse()
+                    .map_err(|e| AgentError::Startup(format!("advertise address {a}: {e}")))?,
+                None => match bind_ip.parse::<std::net::IpAddr>() {
+                    Ok(ip) if !ip.is_unspecified() => ip,
+                    _ => std::net::IpAddr::from([127, 0, 0, 1]),
+                },
+            };
+
+        let (raft, listener, rpc_addr) = if cfg.server {
+            let raft_dir: PathBuf = data_dir.join("raft");
+            let db = open_db(&raft_dir).map_err(|e| {
+                AgentError::Startup(format!("opening raft store {}: {e}", raft_dir.display()))
             })?;
-        let bound = listener
-            .local_addr()
-            .map_err(|e| AgentError::Startup(e.to_string()))?;
-        let advertise_ip = cfg
-            .advertise_addr
-            .clone()
-            .filter(|a| !a.is_empty())
-            .unwrap_or_else(|| {
-                if bound.ip().is_unspecified() {
-                    "127.0.0.1".to_string()
-                } else {
-                    bound.ip().to_string()
-                }
-            });
-        let rpc_addr: SocketAddr = format!("{advertise_ip}:{}", bound.port())
-            .parse()
-            .map_err(|e| AgentError::Startup(format!("advertise address {advertise_ip}: {e}")))?;
-
-        let mult = cfg.performance.raft_multiplier.max(1) as u64;
-        let raft_config = openraft::Config {
-            cluster_name: cfg.datacenter.clone(),
-            heartbeat_interval: 50 * mult,
-            election_timeout_min: 150 * mult,
-            election_timeout_max: 300 * mult,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(raw_u64(
-                &cfg,
-                "raft_snapshot_threshold",
-                16384,
-            )),
-            max_in_snapshot_log_to_keep: raw_u64(&cfg, "raft_trailing_logs", 10240),
-            ..Default::default()
-        }
-        .validate()
-        .map_err(|e| AgentError::Startup(format!("raft config: {e}")))?;
-        let raft = Raft::new(raft_id, Arc::new(raft_config), Network::new(), log, sm)
-            .await
-            .map_err(|e| AgentError::Startup(format!("starting raft: {e}")))?;
-
-        let rpc_router = rpc::router(raft.clone());
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, rpc_router).await {
-                tracing::error!(error = %e, "server RPC listener failed");
+            let sm = StateMachine::open(db.clone(), store.clone())
+                .map_err(|e| AgentError::Startup(e.to_string()))?;
+            let log = LogStore::new(db);
+            let server_port = cfg.ports.server.max(0) as u16;
+            let listener = tokio::net::TcpListener::bind((bind_ip.as_str(), server_port))
+                .await
+                .map_err(|e| {
+                    AgentError::Startup(format!("binding server port {bind_ip}:{server_port}: {e}"))
+                })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|e| AgentError::Startup(e.to_string()))?;
+            let rpc_addr = SocketAddr::new(advertise_ip, bound.port());
+            let mult = cfg.performance.raft_multiplier.max(1) as u64;
+            let raft_config = openraft::Config {
+                cluster_name: cfg.datacenter.clone(),
+                heartbeat_interval: 50 * mult,
+                election_timeout_min: 150 * mult,
+                election_timeout_max: 300 * mult,
+                snapshot_policy: SnapshotPolicy::LogsSinceLast(raw_u64(
+                    &cfg,
+                    "raft_snapshot_threshold",
+                    16384,
+                )),
+                max_in_snapshot_log_to_keep: raw_u64(&cfg, "raft_trailing_logs", 10240),
+                ..Default::default()
             }
-        });
-        tracing::info!(addr = %rpc_addr, "server RPC listening on {}", bound);
+            .validate()
+            .map_err(|e| AgentError::Startup(format!("raft config: {e}")))?;
+            let raft = Raft::new(raft_id, Arc::new(raft_config), Network::new(), log, sm)
+                .await
+                .map_err(|e| AgentError::Startup(format!("starting raft: {e}")))?;
+            tracing::info!(addr = %rpc_addr, "server RPC bound");
+            (Some(raft), Some(listener), rpc_addr)
+        } else {
+            (
+                None,
+                None,
+                SocketAddr::new(advertise_ip, cfg.ports.server.max(0) as u16),
+            )
+        };
+
+        let gossip = if cfg.ports.serf_lan >= 0 {
+            let bind: SocketAddr = format!(
+                "{}:{}",
+                cfg.serf_lan_bind.clone().unwrap_or_else(|| bind_ip.clone()),
+                cfg.ports.serf_lan
+            )
+            .parse()
+            .map_err(|e| AgentError::Startup(format!("serf LAN bind address: {e}")))?;
+            let tags = cluster::member_tags(&cfg, &node_id, rpc_addr.port());
+            let snapshot = (!cfg.dev_mode).then(|| data_dir.join("serf").join("local.snapshot"));
+            let g = Gossip::start_with_snapshot(
+                bind,
+                Some(advertise_ip),
+                cfg.node_name.clone(),
+                tags,
+                GossipConfig::lan(),
+                snapshot,
+            )
+            .await
+            .map_err(|e| AgentError::Startup(e.to_string()))?;
+            tracing::info!(addr = %g.local_addr, "serf LAN listening");
+            Some(g)
+        } else {
+            None
+        };
 
         let mut tagged = BTreeMap::new();
-        let addr = rpc_addr.ip().to_string();
+        let addr = advertise_ip.to_string();
         for k in ["lan", "lan_ipv4", "wan", "wan_ipv4"] {
             tagged.insert(k.to_string(), addr.clone());
         }
@@ -258,6 +291,8 @@ impl Agent {
             node_id,
             raft,
             raft_id,
+            gossip,
+            rpc_listener: Mutex::new(listener),
             store,
             hub,
             local: Mutex::new(LocalState::new(node)),
@@ -275,18 +310,15 @@ impl Agent {
 
         let cfg = agent.config();
         let single = cfg.dev_mode || cfg.bootstrap || cfg.bootstrap_expect == 1;
-        if cfg.server && single {
-            let initialized = agent
-                .raft
+        if let (Some(raft), true) = (&agent.raft, single) {
+            let initialized = raft
                 .is_initialized()
                 .await
                 .map_err(|e| AgentError::Raft(e.to_string()))?;
             if !initialized {
                 let mut members = BTreeMap::new();
                 members.insert(raft_id, BasicNode::new(rpc_addr.to_string()));
-                agent
-                    .raft
-                    .initialize(members)
+                raft.initialize(members)
                     .await
                     .map_err(|e| AgentError::Raft(format!("bootstrap: {e}")))?;
             }
@@ -295,9 +327,30 @@ impl Agent {
         agent.restore_local_registrations()?;
         agent.add_serf_check();
         tokio::spawn(local_ops::sync_loop(agent.clone()));
-        tokio::spawn(sessions::ttl_loop(agent.clone()));
+        if agent.raft.is_some() {
+            tokio::spawn(sessions::ttl_loop(agent.clone()));
+        }
         crate::checks::spawn_runners(agent.clone());
+        cluster::spawn(agent.clone());
         Ok(agent)
+    }
+
+    /// The bound server RPC listener (servers only), for the caller to serve once.
+    pub fn take_rpc_listener(&self) -> Option<tokio::net::TcpListener> {
+        self.rpc_listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Whether this agent is a server (holds Raft state).
+    pub fn is_server(&self) -> bool {
+        self.raft.is_some()
+    }
+
+    /// The gossip layer.
+    pub fn gossip(&self) -> Option<&Gossip> {
+        self.gossip.as_ref()
     }
 
     /// The configuration in force.
@@ -317,9 +370,9 @@ impl Agent {
         self.started.elapsed()
     }
 
-    /// The Raft handle (operator endpoints, tests).
-    pub fn raft(&self) -> &Raft {
-        &self.raft
+    /// The Raft handle (servers only).
+    pub fn raft(&self) -> Option<&Raft> {
+        self.raft.as_ref()
     }
 
     /// This server's Raft node id.
@@ -343,9 +396,10 @@ impl Agent {
         &self.hub
     }
 
-    /// Whether a leader is known, and its RPC address.
+    /// The leader's Raft id and RPC address, when known (servers).
     pub fn leader(&self) -> Option<(u64, String)> {
-        let m = self.raft.metrics();
+        let raft = self.raft.as_ref()?;
+        let m = raft.metrics();
         let m = m.borrow();
         let id = m.current_leader?;
         let addr = m
@@ -366,22 +420,50 @@ impl Agent {
 
     /// Milliseconds since the leader was last heard from (0 on the leader).
     pub fn last_contact_ms(&self) -> u64 {
+        let Some(raft) = &self.raft else { return 0 };
         if self.is_leader() {
             return 0;
         }
-        let m = self.raft.metrics();
+        let m = raft.metrics();
         let m = m.borrow();
         m.millis_since_quorum_ack.unwrap_or(0)
     }
 
     /// Raft voters' RPC addresses.
     pub fn peers(&self) -> Vec<String> {
-        let m = self.raft.metrics();
+        let Some(raft) = &self.raft else {
+            return Vec::new();
+        };
+        let m = raft.metrics();
         let m = m.borrow();
         let mem = m.membership_config.membership();
         mem.voter_ids()
             .filter_map(|id| mem.get_node(&id).map(|n| n.addr.clone()))
             .collect()
+    }
+
+    /// RPC addresses of the alive servers of this datacenter known through gossip.
+    pub fn known_servers(&self) -> Vec<String> {
+        let Some(g) = &self.gossip else {
+            return Vec::new();
+        };
+        g.members()
+            .into_iter()
+            .filter(|m| {
+                m.status == MemberStatus::Alive && cluster::is_server_of(m, &self.datacenter)
+            })
+            .filter_map(|m| cluster::rpc_addr_of(&m))
+            .collect()
+    }
+
+    /// A server to send this client agent's requests to (random among the alive ones).
+    pub fn pick_server(&self) -> Option<String> {
+        let s = self.known_servers();
+        if s.is_empty() {
+            None
+        } else {
+            Some(s[rand::random::<usize>() % s.len()].clone())
+        }
     }
 
     /// Wait until a leader is known (bounded).
@@ -396,51 +478,89 @@ impl Agent {
         false
     }
 
-    /// Make a read consistent as requested before the caller reads the store.
+    /// Make a read consistent as requested before the caller reads the store. On the
+    /// leader, `consistent` confirms leadership with a quorum; on a follower, the leader's
+    /// read index is fetched and the local state machine waited on until it has applied it,
+    /// so a follower answers as of the leader (Consul forwards such reads to the leader).
     pub async fn barrier(&self, c: Consistency) -> Result<(), AgentError> {
-        match c {
-            Consistency::Stale => Ok(()),
-            Consistency::Default => {
-                if self.leader().is_none() && !self.wait_for_leader(Duration::from_secs(7)).await {
-                    return Err(AgentError::NoLeader);
-                }
-                Ok(())
-            }
-            Consistency::Consistent => {
-                self.raft
-                    .ensure_linearizable()
+        if c == Consistency::Stale {
+            return Ok(());
+        }
+        let Some(raft) = &self.raft else {
+            return Ok(());
+        };
+        if self.leader().is_none() && !self.wait_for_leader(Duration::from_secs(7)).await {
+            return Err(AgentError::NoLeader);
+        }
+        if self.is_leader() {
+            if c == Consistency::Consistent {
+                tokio::time::timeout(RPC_HOLD_TIMEOUT, raft.ensure_linearizable())
                     .await
-                    .map(|_| ())
+                    .map_err(|_| AgentError::NoLeader)?
                     .map_err(|e| match e {
                         openraft::error::RaftError::APIError(_) => AgentError::NoLeader,
                         other => AgentError::Raft(other.to_string()),
-                    })
+                    })?;
             }
+            return Ok(());
         }
+        let (_, addr) = self.leader().ok_or(AgentError::NoLeader)?;
+        let idx =
+            match rpc::client::read_index(&self.http_client, &addr, c == Consistency::Consistent)
+                .await
+            {
+                Ok(Ok(i)) => i,
+                Ok(Err(_)) | Err(_) => return Err(AgentError::NoLeader),
+            };
+        raft.wait(Some(Duration::from_secs(10)))
+            .applied_index_at_least(Some(idx), "read barrier")
+            .await
+            .map_err(|e| AgentError::Raft(e.to_string()))?;
+        Ok(())
     }
 
-    /// Replicate a command (forwarding it to the leader when this server is not) and return
+    /// Replicate a command (forwarding it to the leader when this agent is not) and return
     /// its result once applied.
     pub async fn apply(&self, cmd: Command) -> Result<CommandResponse, AgentError> {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + RPC_HOLD_TIMEOUT;
+        let mut hint: Option<String> = None;
         loop {
-            let r = rpc::apply_local(&self.raft, cmd.clone()).await;
-            let leader_addr = match r {
-                ForwardResult::Applied(resp) => return Ok(resp),
-                ForwardResult::Failed(e) => return Err(AgentError::Raft(e)),
-                ForwardResult::NotLeader { leader } => leader.map(|(_, a)| a),
+            let target = match (&self.raft, hint.take()) {
+                (_, Some(h)) => Some(h),
+                (Some(raft), None) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match tokio::time::timeout(left, rpc::apply_local(raft, cmd.clone())).await {
+                        Err(_) => {
+                            return Err(AgentError::Raft(
+                                "timed out waiting for the write to commit (no quorum?)".into(),
+                            ))
+                        }
+                        Ok(ForwardResult::Applied(resp)) => return Ok(resp),
+                        Ok(ForwardResult::Failed(e)) => return Err(AgentError::Raft(e)),
+                        Ok(ForwardResult::NotLeader { leader }) => leader.map(|(_, a)| a),
+                    }
+                }
+                (None, None) => self.pick_server(),
             };
-            if let Some(addr) = leader_addr {
-                match rpc::forward_apply(&self.http_client, &addr, &cmd).await {
+            if let Some(addr) = target {
+                let left = deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(100));
+                match rpc::client::forward_apply(&self.http_client, &addr, &cmd, left).await {
                     Ok(ForwardResult::Applied(resp)) => return Ok(resp),
                     Ok(ForwardResult::Failed(e)) => return Err(AgentError::Raft(e)),
-                    Ok(ForwardResult::NotLeader { .. }) | Err(_) => {}
+                    Ok(ForwardResult::NotLeader { leader }) => hint = leader.map(|(_, a)| a),
+                    Err(e) => {
+                        tracing::debug!(error = %e, server = %addr, "forwarding a write failed")
+                    }
                 }
             }
             if Instant::now() >= deadline {
                 return Err(AgentError::NoLeader);
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            if hint.is_none() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     }
 
@@ -465,10 +585,23 @@ impl Agent {
         self.sync_notify.notify_one();
     }
 
-    /// Stop Raft (on leave or shutdown).
+    /// Stop Raft and gossip (on leave or shutdown).
     pub async fn shutdown(&self) {
         let _ = self.shutdown.send(true);
-        let _ = self.raft.shutdown().await;
+        if let Some(raft) = &self.raft {
+            let _ = raft.shutdown().await;
+        }
+    }
+
+    /// Leave the cluster gracefully (gossip leave; the leader then removes this server
+    /// from Raft and this node from the catalog), then shut down.
+    pub async fn leave(&self) {
+        if let Some(g) = &self.gossip {
+            if let Err(e) = g.leave().await {
+                tracing::warn!(error = %e, "gossip leave failed");
+            }
+        }
+        self.shutdown().await;
     }
 
     /// The `serfHealth` check's current status for this node.

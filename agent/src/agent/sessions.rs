@@ -194,8 +194,20 @@ impl Agent {
         }
     }
 
-    /// Renew a session's TTL; `None` if it does not exist.
-    pub fn renew_session(&self, id: &str) -> Option<Session> {
+    /// Renew a session's TTL; `None` if it does not exist. TTL timers live on the leader,
+    /// so a follower forwards the renewal there.
+    pub async fn renew_session(&self, id: &str) -> Result<Option<Session>, AgentError> {
+        if self.raft.is_none() || self.is_leader() {
+            return Ok(self.renew_session_local(id));
+        }
+        let (_, addr) = self.leader().ok_or(AgentError::NoLeader)?;
+        crate::rpc::client::renew_session(&self.http_client, &addr, id)
+            .await
+            .map_err(|e| AgentError::Raft(format!("forwarding session renewal: {e}")))
+    }
+
+    /// Renew on this server (the leader).
+    pub(super) fn renew_session_local(&self, id: &str) -> Option<Session> {
         let s = self.read(|st| st.session_get(id).1)?;
         if let Some(ttl) = (!s.ttl.is_empty())
             .then(|| parse_duration(&s.ttl).ok())

@@ -15,28 +15,33 @@ use axum::response::IntoResponse;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-fn member_json(agent: &AppState) -> Value {
-    let cfg = agent.config();
-    let ip = agent.rpc_addr.ip().to_string();
+fn member_json(m: &crate::gossip::Member) -> Value {
+    let tags: serde_json::Map<String, Value> = m
+        .tags
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
     json!({
-        "Name": agent.node_name,
-        "Addr": ip,
-        "Port": cfg.ports.serf_lan.max(0),
-        "Tags": {
-            "role": if cfg.server { "consul" } else { "node" },
-            "dc": agent.datacenter,
-            "id": agent.node_id,
-            "port": agent.rpc_addr.port().to_string(),
-            "build": format!("{}:praetor", crate::CONSUL_COMPAT_VERSION),
-            "vsn": "2", "vsn_min": "2", "vsn_max": "3",
-            "raft_vsn": "3",
-            "expect": cfg.bootstrap_expect.to_string(),
-            "segment": "",
-        },
-        "Status": 1,
+        "Name": m.name,
+        "Addr": m.addr.ip().to_string(),
+        "Port": m.addr.port(),
+        "Tags": tags,
+        "Status": m.status.code(),
         "ProtocolMin": 1, "ProtocolMax": 5, "ProtocolCur": 2,
         "DelegateMin": 2, "DelegateMax": 5, "DelegateCur": 4,
     })
+}
+
+fn self_member(agent: &AppState) -> Value {
+    let me = agent
+        .gossip()
+        .and_then(|g| g.members().into_iter().find(|m| m.name == agent.node_name));
+    match me {
+        Some(m) => member_json(&m),
+        None => {
+            json!({"Name": agent.node_name, "Addr": agent.rpc_addr.ip().to_string(), "Port": 0, "Tags": {}, "Status": 1})
+        }
+    }
 }
 
 /// `GET /v1/agent/self`
@@ -57,7 +62,7 @@ pub async fn self_(State(agent): State<AppState>, p: Params) -> ApiResult {
         },
         "DebugConfig": cfg.sanitized(),
         "Coord": Value::Null,
-        "Member": member_json(&agent),
+        "Member": self_member(&agent),
         "Stats": {
             "agent": {"check_monitors": "0", "check_ttls": "0", "checks": agent.local.lock().map(|l| l.checks.len()).unwrap_or(0).to_string(), "services": agent.local.lock().map(|l| l.services.len()).unwrap_or(0).to_string()},
             "raft": {"state": if agent.is_leader() { "Leader" } else { "Follower" }, "num_peers": agent.peers().len().saturating_sub(1).to_string()},
@@ -70,11 +75,32 @@ pub async fn self_(State(agent): State<AppState>, p: Params) -> ApiResult {
     Ok(([("Content-Type", "application/json")], resp).into_response())
 }
 
-/// `GET /v1/agent/members`
+/// `GET /v1/agent/members` (`?wan` lists the WAN pool: only this server until WAN
+/// federation)
 pub async fn members(State(agent): State<AppState>, p: Params) -> ApiResult {
     let q = p.query_options()?;
-    let resp = super::json_body(&vec![member_json(&agent)], q.pretty)?;
+    let list: Vec<Value> = match agent.gossip() {
+        Some(g) => g.members().iter().map(member_json).collect(),
+        None => vec![self_member(&agent)],
+    };
+    let resp = super::json_body(&list, q.pretty)?;
     Ok(([("Content-Type", "application/json")], resp).into_response())
+}
+
+/// `PUT /v1/agent/join/<address>`
+pub async fn join(State(agent): State<AppState>, p: Params) -> ApiResult {
+    let addr = p.rest("/v1/agent/join/");
+    agent.join(&[addr]).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `PUT /v1/agent/force-leave/<node>?prune`
+pub async fn force_leave(State(agent): State<AppState>, p: Params) -> ApiResult {
+    let node = p.rest("/v1/agent/force-leave/");
+    agent
+        .force_leave(&node, p.has("prune") && p.flag("prune"))
+        .await?;
+    Ok(StatusCode::OK.into_response())
 }
 
 fn local_services(agent: &AppState) -> BTreeMap<String, ServiceJson> {
@@ -250,7 +276,7 @@ pub async fn leave(State(agent): State<AppState>) -> ApiResult {
     let a = agent.clone();
     tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        a.shutdown().await;
+        a.leave().await;
     });
     Ok(StatusCode::OK.into_response())
 }

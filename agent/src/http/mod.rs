@@ -9,6 +9,7 @@ pub mod error;
 mod health;
 mod kv;
 pub mod params;
+mod proxy;
 mod session;
 mod status;
 
@@ -89,6 +90,8 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/agent/maintenance", put(agent_ep::node_maintenance))
         .route("/v1/agent/reload", put(agent_ep::reload))
         .route("/v1/agent/leave", put(agent_ep::leave))
+        .route("/v1/agent/join/{*addr}", put(agent_ep::join))
+        .route("/v1/agent/force-leave/{*node}", put(agent_ep::force_leave))
         .route(
             "/v1/agent/health/service/name/{*name}",
             get(agent_ep::health_by_name),
@@ -109,6 +112,10 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/status/peers", get(status::peers))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            agent.clone(),
+            proxy::forward_if_client,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(agent)
 }

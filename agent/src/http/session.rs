@@ -71,7 +71,7 @@ pub async fn renew(State(agent): State<AppState>, p: Params) -> ApiResult {
     let q = p.query_options()?;
     let id = p.rest("/v1/session/renew/");
     agent.barrier(q.consistency).await?;
-    match agent.renew_session(&id) {
+    match agent.renew_session(&id).await? {
         None => Err(ApiError::not_found(format!("Session id '{id}' not found"))),
         Some(s) => {
             let idx = agent.read(|st| st.session_get(&id).0);

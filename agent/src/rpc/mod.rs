@@ -1,11 +1,15 @@
 //! Server-to-server RPC on the server port (8300): Raft's append-entries, vote and snapshot
-//! messages, and writes forwarded from followers and client agents to the leader. JSON over
-//! HTTP/1.1; the transport owns no logic.
+//! messages, writes forwarded to the leader, read barriers for followers, session renewals
+//! (TTL timers live on the leader), and the catalog view client agents sync against.
+//! JSON over HTTP/1.1; the handlers only decode and call the backend (the agent).
+
+pub mod client;
 
 use crate::raft::typ::{NodeId, Raft};
 use crate::raft::{Command, CommandResponse, TypeConfig};
-use axum::extract::State;
-use axum::routing::post;
+use crate::types::{HealthCheck, Node, NodeService, Session};
+use axum::extract::{Path, State};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use openraft::error::{ClientWriteError, InstallSnapshotError, RaftError};
 use openraft::raft::{
@@ -14,7 +18,8 @@ use openraft::raft::{
 };
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
+use std::future::Future;
+use std::sync::Arc;
 
 /// The answer to a forwarded write.
 #[derive(Debug, Serialize, Deserialize)]
@@ -27,39 +32,121 @@ pub enum ForwardResult {
     Failed(String),
 }
 
-/// The server-port router.
-pub fn router(raft: Raft) -> Router {
-    Router::new()
-        .route("/raft/append", post(append))
-        .route("/raft/vote", post(vote))
-        .route("/raft/snapshot", post(snapshot))
-        .route("/rpc/apply", post(apply))
-        .with_state(raft)
+/// What the catalog holds for one node (client agents' anti-entropy compares against it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NodeView {
+    pub node: Option<Node>,
+    pub services: Vec<NodeService>,
+    pub checks: Vec<HealthCheck>,
 }
 
-async fn append(
-    State(raft): State<Raft>,
+/// A raft-state probe used before bootstrapping a new cluster.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RaftState {
+    pub initialized: bool,
+    pub node_id: NodeId,
+}
+
+/// What the RPC server needs from the agent.
+pub trait RpcBackend: Send + Sync + 'static {
+    /// The Raft handle (servers only).
+    fn raft(&self) -> Option<&Raft>;
+    /// The leader's applied index after (for `consistent`) confirming leadership with a
+    /// quorum; an error text when this server is not the leader.
+    fn read_index(&self, consistent: bool) -> impl Future<Output = Result<u64, String>> + Send;
+    /// Renew a session's TTL on the leader.
+    fn renew_session(&self, id: &str) -> Option<Session>;
+    /// The catalog's view of one node.
+    fn node_view(&self, node: &str) -> NodeView;
+}
+
+/// The server-port router.
+pub fn router<B: RpcBackend>(backend: Arc<B>) -> Router {
+    Router::new()
+        .route("/raft/append", post(append::<B>))
+        .route("/raft/vote", post(vote::<B>))
+        .route("/raft/snapshot", post(snapshot::<B>))
+        .route("/raft/state", get(raft_state::<B>))
+        .route("/rpc/apply", post(apply::<B>))
+        .route("/rpc/read-index/{mode}", get(read_index::<B>))
+        .route("/rpc/session-renew/{id}", put(renew::<B>))
+        .route("/rpc/node-view/{node}", get(node_view::<B>))
+        .with_state(backend)
+}
+
+fn no_raft<E>() -> RaftError<NodeId, E> {
+    RaftError::Fatal(openraft::error::Fatal::Stopped)
+}
+
+async fn append<B: RpcBackend>(
+    State(b): State<Arc<B>>,
     Json(req): Json<AppendEntriesRequest<TypeConfig>>,
 ) -> Json<Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>> {
-    Json(raft.append_entries(req).await)
+    match b.raft() {
+        Some(r) => Json(r.append_entries(req).await),
+        None => Json(Err(no_raft())),
+    }
 }
 
-async fn vote(
-    State(raft): State<Raft>,
+async fn vote<B: RpcBackend>(
+    State(b): State<Arc<B>>,
     Json(req): Json<VoteRequest<NodeId>>,
 ) -> Json<Result<VoteResponse<NodeId>, RaftError<NodeId>>> {
-    Json(raft.vote(req).await)
+    match b.raft() {
+        Some(r) => Json(r.vote(req).await),
+        None => Json(Err(no_raft())),
+    }
 }
 
-async fn snapshot(
-    State(raft): State<Raft>,
+async fn snapshot<B: RpcBackend>(
+    State(b): State<Arc<B>>,
     Json(req): Json<InstallSnapshotRequest<TypeConfig>>,
 ) -> Json<Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>> {
-    Json(raft.install_snapshot(req).await)
+    match b.raft() {
+        Some(r) => Json(r.install_snapshot(req).await),
+        None => Json(Err(no_raft())),
+    }
 }
 
-async fn apply(State(raft): State<Raft>, Json(cmd): Json<Command>) -> Json<ForwardResult> {
-    Json(apply_local(&raft, cmd).await)
+async fn raft_state<B: RpcBackend>(State(b): State<Arc<B>>) -> Json<Option<RaftState>> {
+    let Some(r) = b.raft() else { return Json(None) };
+    let initialized = r.is_initialized().await.unwrap_or(false);
+    let node_id = r.metrics().borrow().id;
+    Json(Some(RaftState {
+        initialized,
+        node_id,
+    }))
+}
+
+async fn apply<B: RpcBackend>(
+    State(b): State<Arc<B>>,
+    Json(cmd): Json<Command>,
+) -> Json<ForwardResult> {
+    match b.raft() {
+        Some(r) => Json(apply_local(r, cmd).await),
+        None => Json(ForwardResult::Failed("not a server".into())),
+    }
+}
+
+async fn read_index<B: RpcBackend>(
+    State(b): State<Arc<B>>,
+    Path(mode): Path<String>,
+) -> Json<Result<u64, String>> {
+    Json(b.read_index(mode == "consistent").await)
+}
+
+async fn renew<B: RpcBackend>(
+    State(b): State<Arc<B>>,
+    Path(id): Path<String>,
+) -> Json<Option<Session>> {
+    Json(b.renew_session(&id))
+}
+
+async fn node_view<B: RpcBackend>(
+    State(b): State<Arc<B>>,
+    Path(node): Path<String>,
+) -> Json<NodeView> {
+    Json(b.node_view(&node))
 }
 
 /// Apply a command on this server if it is the leader.
@@ -73,20 +160,4 @@ pub async fn apply_local(raft: &Raft, cmd: Command) -> ForwardResult {
         }
         Err(e) => ForwardResult::Failed(e.to_string()),
     }
-}
-
-/// Send a write to the server at `addr`.
-pub async fn forward_apply(
-    client: &reqwest::Client,
-    addr: &str,
-    cmd: &Command,
-) -> Result<ForwardResult, reqwest::Error> {
-    client
-        .post(format!("http://{addr}/rpc/apply"))
-        .timeout(Duration::from_secs(30))
-        .json(cmd)
-        .send()
-        .await?
-        .json()
-        .await
 }

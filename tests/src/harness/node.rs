@@ -18,6 +18,12 @@ pub struct NodeOptions {
     pub extra: Vec<String>,
     /// Files written into a config directory (passed as `-config-dir`) before start.
     pub config: Vec<(String, String)>,
+    /// A client agent (no `-server`).
+    pub client: bool,
+    /// `-bootstrap-expect` for servers (default 1).
+    pub bootstrap_expect: Option<u32>,
+    /// Do not wait for a leader and self-registration (cluster members started one by one).
+    pub no_wait: bool,
 }
 
 /// A running (or stopped) agent process.
@@ -28,6 +34,8 @@ pub struct Node {
     opts: NodeOptions,
     /// `http://127.0.0.1:PORT`
     pub http: String,
+    /// The gossip (serf LAN) address, `127.0.0.1:PORT`.
+    pub serf: String,
     /// Everything the process printed (stdout and stderr).
     pub output: Arc<Mutex<String>>,
 }
@@ -41,7 +49,10 @@ fn pump<R: Read + Send + 'static>(
         for line in BufReader::new(r).lines().map_while(Result::ok) {
             if let Some(tx) = &tx {
                 if let Some(addr) = line.strip_prefix("==> HTTP API listening on ") {
-                    let _ = tx.send(addr.trim().to_string());
+                    let _ = tx.send(format!("http {}", addr.trim()));
+                }
+                if let Some(addr) = line.strip_prefix("==> Serf LAN listening on ") {
+                    let _ = tx.send(format!("serf {}", addr.trim()));
                 }
             }
             let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
@@ -63,6 +74,7 @@ impl Node {
             data_dir,
             opts,
             http: String::new(),
+            serf: String::new(),
             output: Arc::new(Mutex::new(String::new())),
         };
         for (name, body) in &n.opts.config {
@@ -100,15 +112,14 @@ impl Node {
         if self.opts.dev {
             a.push("-dev".into());
         } else {
-            a.extend(
-                [
-                    "-server",
-                    "-bootstrap-expect=1",
-                    "-bind=127.0.0.1",
-                    "-client=127.0.0.1",
-                ]
-                .map(String::from),
-            );
+            if !self.opts.client {
+                a.push("-server".into());
+                a.push(format!(
+                    "-bootstrap-expect={}",
+                    self.opts.bootstrap_expect.unwrap_or(1)
+                ));
+            }
+            a.extend(["-bind=127.0.0.1", "-client=127.0.0.1"].map(String::from));
             a.push(format!("-data-dir={}", self.dir().join("data").display()));
         }
         a.push(format!("-node={}", self.name()));
@@ -149,25 +160,53 @@ impl Node {
             None,
         );
         self.child = Some(child);
-        let addr = match rx.recv_timeout(TIMEOUT) {
-            Ok(a) => a,
-            Err(_) => panic!(
-                "agent did not print its HTTP address; output:\n{}",
-                self.log()
-            ),
-        };
-        self.http = addr;
-        let url = self.url("/v1/status/leader");
-        wait_until(TIMEOUT, "a leader", || {
-            let body = reqwest::blocking::get(&url).ok()?.text().ok()?;
-            (body.trim() != "\"\"").then_some(())
-        });
-        let name = self.name();
-        let url = self.url(&format!("/v1/catalog/node/{name}"));
-        wait_until(TIMEOUT, "self-registration in the catalog", || {
-            let r = reqwest::blocking::get(&url).ok()?;
-            r.status().is_success().then_some(())
-        });
+        self.http.clear();
+        self.serf.clear();
+        while self.http.is_empty() || self.serf.is_empty() {
+            match rx.recv_timeout(TIMEOUT) {
+                Ok(line) => match line.split_once(' ') {
+                    Some(("http", a)) => self.http = a.to_string(),
+                    Some(("serf", a)) => self.serf = a.to_string(),
+                    _ => {}
+                },
+                Err(_) => panic!(
+                    "agent did not print its HTTP and serf addresses; output:\n{}",
+                    self.log()
+                ),
+            }
+        }
+        if !self.opts.no_wait {
+            self.wait_ready();
+        }
+    }
+
+    /// Wait until the node knows a leader and has registered itself in the catalog.
+    pub fn wait_ready(&self) {
+        let leader = self.url("/v1/status/leader");
+        let me = self.url(&format!("/v1/catalog/node/{}", self.name()));
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            let has_leader = reqwest::blocking::get(&leader)
+                .ok()
+                .and_then(|r| r.text().ok())
+                .map(|b| b.trim() != "\"\"" && !b.trim().is_empty() && !b.contains("No "))
+                .unwrap_or(false);
+            let registered = has_leader
+                && reqwest::blocking::get(&me)
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false);
+            if registered {
+                return;
+            }
+            if std::time::Instant::now() >= deadline {
+                panic!(
+                    "{} not ready after {TIMEOUT:?} (leader known: {has_leader}); output:\n{}",
+                    self.name(),
+                    self.log()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     /// Start a configured node without waiting for it (to observe start-up failures).

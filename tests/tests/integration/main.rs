@@ -5,6 +5,7 @@ mod agent_api;
 mod antientropy;
 mod catalog;
 mod cli;
+mod cluster;
 mod compat;
 mod config;
 mod http_util;

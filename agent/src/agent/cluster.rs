@@ -1,0 +1,443 @@
+//! Cluster behaviour: gossip tags, joining (`-join`, `-retry-join`), bootstrapping a new
+//! cluster once `bootstrap_expect` servers see each other, and the leader's reconcile loop
+//! that turns membership into Raft voters and catalog health (Consul's leader
+//! `reconcileMember`): alive members get `serfHealth` passing, failed ones critical, left
+//! ones are deregistered; servers that join become voters, servers that leave (or stay
+//! failed while a quorum remains) are removed.
+
+use super::{Agent, AgentError};
+use crate::config::RuntimeConfig;
+use crate::gossip::{Member, MemberStatus};
+use crate::raft::Command;
+use crate::rpc::{self, NodeView, RpcBackend};
+use crate::store::catalog::{DeregisterRequest, RegisterRequest};
+use crate::types::{HealthCheck, Node, Session, HEALTH_CRITICAL, HEALTH_PASSING, SERF_CHECK_ID};
+use openraft::BasicNode;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Gossip tags as Consul sets them (`role`, `dc`, `id`, `port`, `build`, `vsn`, ...).
+pub(super) fn member_tags(
+    cfg: &RuntimeConfig,
+    node_id: &str,
+    rpc_port: u16,
+) -> BTreeMap<String, String> {
+    let mut t = BTreeMap::new();
+    t.insert(
+        "role".into(),
+        if cfg.server { "consul" } else { "node" }.into(),
+    );
+    t.insert("dc".into(), cfg.datacenter.clone());
+    t.insert("id".into(), node_id.to_string());
+    t.insert(
+        "build".into(),
+        format!("{}:praetor", crate::CONSUL_COMPAT_VERSION),
+    );
+    t.insert("vsn".into(), "2".into());
+    t.insert("vsn_min".into(), "2".into());
+    t.insert("vsn_max".into(), "3".into());
+    t.insert("segment".into(), String::new());
+    if cfg.server {
+        t.insert("port".into(), rpc_port.to_string());
+        t.insert("expect".into(), cfg.bootstrap_expect.to_string());
+        t.insert("raft_vsn".into(), "3".into());
+    }
+    t
+}
+
+/// Whether a member is a server of datacenter `dc`.
+pub(super) fn is_server_of(m: &Member, dc: &str) -> bool {
+    m.tags.get("role").map(String::as_str) == Some("consul")
+        && m.tags.get("dc").map(String::as_str) == Some(dc)
+}
+
+/// A server member's RPC address (its gossip IP and the `port` tag).
+pub(super) fn rpc_addr_of(m: &Member) -> Option<String> {
+    let port: u16 = m.tags.get("port")?.parse().ok()?;
+    Some(SocketAddr::new(m.addr.ip(), port).to_string())
+}
+
+fn raft_id_of(m: &Member) -> Option<u64> {
+    m.tags.get("id").map(|id| super::raft_id_from_uuid(id))
+}
+
+/// Start the join, bootstrap and reconcile loops.
+pub(super) fn spawn(agent: Arc<Agent>) {
+    if agent.gossip.is_none() {
+        return;
+    }
+    tokio::spawn(join_loop(agent.clone()));
+    if agent.raft.is_some() {
+        tokio::spawn(bootstrap_loop(agent.clone()));
+        tokio::spawn(reconcile_loop(agent));
+    }
+}
+
+fn serf_default_port(cfg: &RuntimeConfig) -> u16 {
+    if cfg.ports.serf_lan > 0 {
+        cfg.ports.serf_lan as u16
+    } else {
+        8301
+    }
+}
+
+impl Agent {
+    /// Join the LAN pool through `addrs`; returns how many answered.
+    pub async fn join(&self, addrs: &[String]) -> Result<usize, AgentError> {
+        let g = self
+            .gossip
+            .as_ref()
+            .ok_or_else(|| AgentError::BadRequest("gossip is disabled".into()))?;
+        let port = serf_default_port(&self.config());
+        g.join(addrs, port)
+            .await
+            .map_err(|e| AgentError::BadRequest(e.to_string()))
+    }
+
+    /// Force a failed member out (`prune` forgets it).
+    pub async fn force_leave(&self, node: &str, prune: bool) -> Result<(), AgentError> {
+        let g = self
+            .gossip
+            .as_ref()
+            .ok_or_else(|| AgentError::BadRequest("gossip is disabled".into()))?;
+        match g.force_leave(node, prune).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(AgentError::NotFound(format!(
+                "agent: No node found with name '{node}'"
+            ))),
+            Err(e) => Err(AgentError::Raft(e.to_string())),
+        }
+    }
+}
+
+async fn join_loop(agent: Arc<Agent>) {
+    let cfg = agent.config();
+    // Rejoin the members known before a restart (Serf's snapshot), in the background.
+    let previous = agent
+        .gossip
+        .as_ref()
+        .map(|g| g.previous_peers())
+        .unwrap_or_default();
+    if !previous.is_empty() {
+        let a = agent.clone();
+        tokio::spawn(async move {
+            for attempt in 0..30 {
+                match a.join(&previous).await {
+                    Ok(n) => {
+                        tracing::info!(joined = n, "rejoined previously known members");
+                        return;
+                    }
+                    Err(e) => tracing::debug!(error = %e, attempt, "rejoin failed"),
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        });
+    }
+    if !cfg.start_join.is_empty() {
+        match agent.join(&cfg.start_join).await {
+            Ok(n) => tracing::info!(joined = n, "joined the cluster"),
+            Err(e) => tracing::error!(error = %e, "join failed"),
+        }
+    }
+    if cfg.retry_join.is_empty() {
+        return;
+    }
+    let interval =
+        crate::types::parse_duration(&cfg.retry_interval).unwrap_or(Duration::from_secs(30));
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match agent.join(&cfg.retry_join).await {
+            Ok(n) => {
+                tracing::info!(joined = n, "retry-join succeeded");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, "retry-join failed; retrying in {interval:?}");
+                if cfg.retry_max > 0 && attempt >= cfg.retry_max {
+                    tracing::error!("retry-join: giving up after {attempt} attempts");
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// With `bootstrap_expect = N > 1`: once N servers of this datacenter see each other and none
+/// has Raft state yet, the one with the lowest Raft id bootstraps the cluster with all N.
+async fn bootstrap_loop(agent: Arc<Agent>) {
+    let cfg = agent.config();
+    let expect = cfg.bootstrap_expect as usize;
+    if expect <= 1 || cfg.dev_mode || cfg.bootstrap {
+        return;
+    }
+    let Some(raft) = agent.raft.clone() else {
+        return;
+    };
+    let mut shutdown = agent.shutdown.subscribe();
+    loop {
+        if raft.is_initialized().await.unwrap_or(true) || agent.leader().is_some() {
+            return;
+        }
+        let servers: Vec<Member> = agent
+            .gossip
+            .as_ref()
+            .map(|g| g.members())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m.status == MemberStatus::Alive && is_server_of(m, &agent.datacenter))
+            .collect();
+        if servers.len() >= expect {
+            let mut peers: BTreeMap<u64, BasicNode> = BTreeMap::new();
+            for m in &servers {
+                if let (Some(id), Some(addr)) = (raft_id_of(m), rpc_addr_of(m)) {
+                    peers.insert(id, BasicNode::new(addr));
+                }
+            }
+            let lowest = peers.keys().next().copied();
+            if lowest == Some(agent.raft_id) {
+                let mut anyone_initialized = false;
+                for (id, n) in &peers {
+                    if *id == agent.raft_id {
+                        continue;
+                    }
+                    match rpc::client::raft_state(&agent.http_client, &n.addr).await {
+                        Ok(Some(s)) if s.initialized => anyone_initialized = true,
+                        Ok(_) => {}
+                        Err(_) => anyone_initialized = true, // unreachable: do not guess
+                    }
+                }
+                if !anyone_initialized {
+                    tracing::info!(
+                        servers = peers.len(),
+                        "bootstrap_expect reached; bootstrapping the cluster"
+                    );
+                    if let Err(e) = raft.initialize(peers).await {
+                        tracing::warn!(error = %e, "bootstrap failed");
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn reconcile_loop(agent: Arc<Agent>) {
+    let Some(g) = agent.gossip.clone() else {
+        return;
+    };
+    let mut events = g.subscribe();
+    let mut shutdown = agent.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = events.recv() => {}
+            _ = shutdown.changed() => return,
+        }
+        if !agent.is_leader() {
+            continue;
+        }
+        let members = g.members();
+        if let Err(e) = reconcile_raft(&agent, &members).await {
+            tracing::warn!(error = %e, "reconciling raft membership");
+        }
+        if let Err(e) = reconcile_catalog(&agent, &members).await {
+            tracing::warn!(error = %e, "reconciling members into the catalog");
+        }
+    }
+}
+
+async fn reconcile_raft(agent: &Agent, members: &[Member]) -> Result<(), AgentError> {
+    let Some(raft) = &agent.raft else {
+        return Ok(());
+    };
+    let (voters, all, addrs): (BTreeSet<u64>, BTreeSet<u64>, BTreeMap<u64, String>) = {
+        let m = raft.metrics();
+        let m = m.borrow();
+        let mem = m.membership_config.membership();
+        (
+            mem.voter_ids().collect(),
+            mem.nodes().map(|(id, _)| *id).collect(),
+            mem.nodes().map(|(id, n)| (*id, n.addr.clone())).collect(),
+        )
+    };
+    let servers: Vec<(&Member, u64, String)> = members
+        .iter()
+        .filter(|m| is_server_of(m, &agent.datacenter))
+        .filter_map(|m| Some((m, raft_id_of(m)?, rpc_addr_of(m)?)))
+        .collect();
+    // A server that came back on another address: update its address in the membership.
+    for (m, id, addr) in &servers {
+        if m.status == MemberStatus::Alive && addrs.get(id).map(|a| a != addr).unwrap_or(false) {
+            tracing::info!(server = %m.name, %addr, "server address changed; updating raft membership");
+            let mut nodes = BTreeMap::new();
+            nodes.insert(*id, BasicNode::new(addr.clone()));
+            raft.change_membership(openraft::ChangeMembers::SetNodes(nodes), false)
+                .await
+                .map_err(|e| AgentError::Raft(e.to_string()))?;
+            return Ok(());
+        }
+    }
+    // Alive servers that are not voters yet: add as learner, then promote.
+    for (m, id, addr) in &servers {
+        if m.status != MemberStatus::Alive || voters.contains(id) {
+            continue;
+        }
+        tracing::info!(server = %m.name, "adding server to raft");
+        if !all.contains(id) {
+            raft.add_learner(*id, BasicNode::new(addr.clone()), true)
+                .await
+                .map_err(|e| AgentError::Raft(e.to_string()))?;
+        }
+        let mut new_voters = voters.clone();
+        new_voters.insert(*id);
+        raft.change_membership(new_voters, false)
+            .await
+            .map_err(|e| AgentError::Raft(e.to_string()))?;
+        return Ok(()); // one change at a time; the loop comes back
+    }
+    // Servers that left, or failed while the others still form a quorum without them.
+    let alive: BTreeSet<u64> = servers
+        .iter()
+        .filter(|(m, ..)| m.status == MemberStatus::Alive)
+        .map(|(_, id, _)| *id)
+        .collect();
+    for (m, id, _) in &servers {
+        let gone = match m.status {
+            MemberStatus::Left => true,
+            MemberStatus::Failed => {
+                let remaining = voters.len().saturating_sub(1);
+                let healthy = voters
+                    .iter()
+                    .filter(|v| alive.contains(v) && *v != id)
+                    .count();
+                remaining > 0 && healthy > remaining / 2
+            }
+            _ => false,
+        };
+        if gone && voters.contains(id) && *id != agent.raft_id {
+            tracing::info!(server = %m.name, status = m.status.as_str(), "removing server from raft");
+            let mut new_voters = voters.clone();
+            new_voters.remove(id);
+            raft.change_membership(new_voters, false)
+                .await
+                .map_err(|e| AgentError::Raft(e.to_string()))?;
+            return Ok(());
+        }
+    }
+    // Learners whose member is gone or unknown are dropped from the membership.
+    let unknown: Vec<u64> = all
+        .difference(&voters)
+        .filter(|id| !alive.contains(id))
+        .copied()
+        .collect();
+    if !unknown.is_empty() {
+        raft.change_membership(
+            openraft::ChangeMembers::RemoveNodes(unknown.into_iter().collect()),
+            false,
+        )
+        .await
+        .map_err(|e| AgentError::Raft(e.to_string()))?;
+    }
+    Ok(())
+}
+
+async fn reconcile_catalog(agent: &Agent, members: &[Member]) -> Result<(), AgentError> {
+    for m in members
+        .iter()
+        .filter(|m| m.tags.get("dc").map(String::as_str) == Some(agent.datacenter.as_str()))
+    {
+        let (node, serf) = agent.read(|s| (s.node(&m.name), s.node_check(&m.name, SERF_CHECK_ID)));
+        match m.status {
+            MemberStatus::Alive | MemberStatus::Failed => {
+                let (status, output) = if m.status == MemberStatus::Alive {
+                    (HEALTH_PASSING, "Agent alive and reachable")
+                } else {
+                    (HEALTH_CRITICAL, "Agent not live or unreachable")
+                };
+                if serf.as_ref().map(|c| c.status == status).unwrap_or(false) {
+                    continue;
+                }
+                let node_rec = node.clone().unwrap_or_else(|| Node {
+                    id: m.tags.get("id").cloned().unwrap_or_default(),
+                    node: m.name.clone(),
+                    address: m.addr.ip().to_string(),
+                    datacenter: agent.datacenter.clone(),
+                    ..Default::default()
+                });
+                let check = HealthCheck {
+                    node: m.name.clone(),
+                    check_id: SERF_CHECK_ID.into(),
+                    name: "Serf Health Status".into(),
+                    status: status.into(),
+                    output: output.into(),
+                    ..Default::default()
+                };
+                let req = RegisterRequest {
+                    node: node_rec,
+                    service: None,
+                    checks: vec![check],
+                    skip_node_update: node.is_some(),
+                };
+                agent
+                    .apply_checked(Command::Register(Box::new(req)))
+                    .await?;
+            }
+            MemberStatus::Left => {
+                if node.is_some() {
+                    let req = DeregisterRequest {
+                        node: m.name.clone(),
+                        service_id: None,
+                        check_id: None,
+                    };
+                    agent.apply_checked(Command::Deregister(req)).await?;
+                }
+            }
+            MemberStatus::Leaving => {}
+        }
+    }
+    Ok(())
+}
+
+impl RpcBackend for Agent {
+    fn raft(&self) -> Option<&crate::raft::typ::Raft> {
+        self.raft.as_ref()
+    }
+
+    async fn read_index(&self, consistent: bool) -> Result<u64, String> {
+        let Some(raft) = &self.raft else {
+            return Err("not a server".to_string());
+        };
+        if !self.is_leader() {
+            return Err("not the leader".to_string());
+        }
+        if consistent {
+            let read = raft
+                .ensure_linearizable()
+                .await
+                .map_err(|e| e.to_string())?;
+            return Ok(read.map(|l| l.index).unwrap_or(0));
+        }
+        let m = raft.metrics();
+        let applied = m.borrow().last_applied.map(|l| l.index).unwrap_or(0);
+        Ok(applied)
+    }
+
+    fn renew_session(&self, id: &str) -> Option<Session> {
+        self.renew_session_local(id)
+    }
+
+    fn node_view(&self, node: &str) -> NodeView {
+        self.read(|s| NodeView {
+            node: s.node(node),
+            services: s.node_services(node).1.map(|(_, v)| v).unwrap_or_default(),
+            checks: s.node_checks(node).1,
+        })
+    }
+}

@@ -1,0 +1,115 @@
+//! Client agents hold no replicated state: requests for the catalog, health, KV, sessions
+//! and status are forwarded to a server (its RPC port also serves the HTTP API) and the
+//! server's answer is passed back unchanged, headers included. Agent endpoints stay local.
+
+use super::{ApiError, AppState};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::time::Duration;
+
+/// Path prefixes a client agent forwards.
+const FORWARDED: &[&str] = &[
+    "/v1/kv",
+    "/v1/catalog/",
+    "/v1/health/",
+    "/v1/session/",
+    "/v1/status/",
+    "/v1/txn",
+    "/v1/operator/",
+    "/v1/snapshot",
+    "/v1/event/",
+    "/v1/coordinate/",
+    "/v1/query",
+];
+
+/// Largest body forwarded (KV values are limited to 512 KiB; txn bodies are larger).
+const MAX_FORWARD_BODY: usize = 8 * 1024 * 1024;
+
+fn forwarded(path: &str) -> bool {
+    // Sessions are created locally so they default to this agent's node.
+    if path == "/v1/session/create" {
+        return false;
+    }
+    FORWARDED.iter().any(|p| path.starts_with(p))
+}
+
+/// Middleware: on client agents, forward data requests to a server.
+pub async fn forward_if_client(
+    State(agent): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if agent.is_server() || !forwarded(req.uri().path()) {
+        return next.run(req).await;
+    }
+    match forward(&agent, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn forward(agent: &AppState, req: Request) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let body: Bytes = axum::body::to_bytes(body, MAX_FORWARD_BODY)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("reading request body: {e}"),
+            )
+        })?;
+    let path_q = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(11 * 60))
+        .build()
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut tried = Vec::new();
+    for _ in 0..3 {
+        let Some(server) = agent.pick_server() else {
+            break;
+        };
+        if tried.contains(&server) && tried.len() < agent.known_servers().len() {
+            continue;
+        }
+        tried.push(server.clone());
+        let mut rb = client.request(parts.method.clone(), format!("http://{server}{path_q}"));
+        for (k, v) in parts.headers.iter() {
+            if k != "host" && k != "content-length" {
+                rb = rb.header(k, v);
+            }
+        }
+        match rb.body(body.clone()).send().await {
+            Ok(resp) => {
+                let status = resp.status();
+                let headers = resp.headers().clone();
+                let bytes = resp
+                    .bytes()
+                    .await
+                    .map_err(|e| ApiError::internal(format!("reading server response: {e}")))?;
+                let mut out = Response::new(Body::from(bytes));
+                *out.status_mut() = status;
+                for (k, v) in headers.iter() {
+                    if k == "content-length" || k == "transfer-encoding" || k == "connection" {
+                        continue;
+                    }
+                    if let (Ok(n), Ok(val)) = (
+                        HeaderName::from_bytes(k.as_str().as_bytes()),
+                        HeaderValue::from_bytes(v.as_bytes()),
+                    ) {
+                        out.headers_mut().append(n, val);
+                    }
+                }
+                return Ok(out);
+            }
+            Err(e) => tracing::debug!(error = %e, %server, "forwarding to server failed"),
+        }
+    }
+    Err(ApiError::internal("No known Consul servers"))
+}
