@@ -160,6 +160,10 @@ fn print_banner(agent: &Agent, cfg: &RuntimeConfig, http: Option<std::net::Socke
     if agent.is_server() {
         println!("==> Server RPC listening on {}", agent.rpc_addr);
     }
+    // WAN first: the test harness reads up to the LAN line.
+    if let Some(g) = agent.wan() {
+        println!("==> Serf WAN listening on {}", g.local_addr);
+    }
     if let Some(g) = agent.gossip() {
         println!("==> Serf LAN listening on {}", g.local_addr);
     }

@@ -96,6 +96,22 @@ impl Agent {
             .map_err(|e| AgentError::BadRequest(e.to_string()))
     }
 
+    /// Join the WAN pool (servers) through `addrs`.
+    pub async fn join_wan(&self, addrs: &[String]) -> Result<usize, AgentError> {
+        let g = self.wan.as_ref().ok_or_else(|| {
+            AgentError::BadRequest("this agent is not a server: no WAN pool".into())
+        })?;
+        let cfg = self.config();
+        let port = if cfg.ports.serf_wan > 0 {
+            cfg.ports.serf_wan as u16
+        } else {
+            8302
+        };
+        g.join(addrs, port)
+            .await
+            .map_err(|e| AgentError::BadRequest(e.to_string()))
+    }
+
     /// Force a failed member out (`prune` forgets it).
     pub async fn force_leave(&self, node: &str, prune: bool) -> Result<(), AgentError> {
         let g = self
@@ -140,6 +156,47 @@ async fn join_loop(agent: Arc<Agent>) {
             Ok(n) => tracing::info!(joined = n, "joined the cluster"),
             Err(e) => tracing::error!(error = %e, "join failed"),
         }
+    }
+    if !cfg.start_join_wan.is_empty() && agent.wan.is_some() {
+        if let Err(e) = agent.join_wan(&cfg.start_join_wan).await {
+            tracing::error!(error = %e, "WAN join failed");
+        }
+    }
+    if !cfg.retry_join_wan.is_empty() && agent.wan.is_some() {
+        let a = agent.clone();
+        let addrs = cfg.retry_join_wan.clone();
+        let interval = crate::types::parse_duration(&cfg.retry_interval_wan)
+            .unwrap_or(Duration::from_secs(30));
+        tokio::spawn(async move {
+            loop {
+                match a.join_wan(&addrs).await {
+                    Ok(n) => {
+                        tracing::info!(joined = n, "retry-join-wan succeeded");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "retry-join-wan failed; retrying in {interval:?}")
+                    }
+                }
+                tokio::time::sleep(interval).await;
+            }
+        });
+    }
+    if let Some(previous) = agent
+        .wan
+        .as_ref()
+        .map(|w| w.previous_peers())
+        .filter(|p| !p.is_empty())
+    {
+        let a = agent.clone();
+        tokio::spawn(async move {
+            for _ in 0..30 {
+                if a.join_wan(&previous).await.is_ok() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        });
     }
     if cfg.retry_join.is_empty() {
         return;

@@ -85,6 +85,7 @@ pub struct Agent {
     raft: Option<Raft>,
     raft_id: u64,
     gossip: Option<Gossip>,
+    wan: Option<Gossip>,
     rpc_listener: Mutex<Option<tokio::net::TcpListener>>,
     store: SharedStore,
     hub: Arc<WatchHub>,
@@ -266,6 +267,34 @@ impl Agent {
             None
         };
 
+        // Servers also join the WAN pool (serf_wan), as `<node>.<dc>`.
+        let wan = if cfg.server && cfg.ports.serf_wan >= 0 {
+            let bind: SocketAddr = format!(
+                "{}:{}",
+                cfg.serf_wan_bind.clone().unwrap_or_else(|| bind_ip.clone()),
+                cfg.ports.serf_wan
+            )
+            .parse()
+            .map_err(|e| AgentError::Startup(format!("serf WAN bind address: {e}")))?;
+            let tags = cluster::member_tags(&cfg, &node_id, rpc_addr.port());
+            let snapshot = (!cfg.dev_mode).then(|| data_dir.join("serf").join("remote.snapshot"));
+            let name = format!("{}.{}", cfg.node_name, cfg.datacenter);
+            let g = Gossip::start_with_snapshot(
+                bind,
+                Some(advertise_ip),
+                name,
+                tags,
+                GossipConfig::wan(),
+                snapshot,
+            )
+            .await
+            .map_err(|e| AgentError::Startup(e.to_string()))?;
+            tracing::info!(addr = %g.local_addr, "serf WAN listening");
+            Some(g)
+        } else {
+            None
+        };
+
         let mut tagged = BTreeMap::new();
         let addr = advertise_ip.to_string();
         for k in ["lan", "lan_ipv4", "wan", "wan_ipv4"] {
@@ -292,6 +321,7 @@ impl Agent {
             raft,
             raft_id,
             gossip,
+            wan,
             rpc_listener: Mutex::new(listener),
             store,
             hub,
@@ -346,6 +376,42 @@ impl Agent {
     /// Whether this agent is a server (holds Raft state).
     pub fn is_server(&self) -> bool {
         self.raft.is_some()
+    }
+
+    /// The WAN gossip pool (servers).
+    pub fn wan(&self) -> Option<&Gossip> {
+        self.wan.as_ref()
+    }
+
+    /// RPC addresses of the alive servers of another datacenter, from the WAN pool.
+    pub fn wan_servers_of(&self, dc: &str) -> Vec<String> {
+        let Some(w) = &self.wan else {
+            return Vec::new();
+        };
+        w.members()
+            .into_iter()
+            .filter(|m| m.status == MemberStatus::Alive && cluster::is_server_of(m, dc))
+            .filter_map(|m| cluster::rpc_addr_of(&m))
+            .collect()
+    }
+
+    /// Known datacenters: this one first, then the others reachable over the WAN.
+    pub fn datacenters(&self) -> Vec<String> {
+        let mut others: Vec<String> = self
+            .wan
+            .as_ref()
+            .map(|w| w.members())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m.status == MemberStatus::Alive)
+            .filter_map(|m| m.tags.get("dc").cloned())
+            .filter(|dc| dc != &self.datacenter)
+            .collect();
+        others.sort();
+        others.dedup();
+        let mut out = vec![self.datacenter.clone()];
+        out.extend(others);
+        out
     }
 
     /// The gossip layer.

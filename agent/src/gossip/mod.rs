@@ -113,6 +113,15 @@ pub struct GossipConfig {
 }
 
 impl GossipConfig {
+    /// Consul's WAN profile: slower probes for links between datacenters.
+    pub fn wan() -> Self {
+        GossipConfig {
+            probe_period: Duration::from_secs(5),
+            probe_rtt: Duration::from_secs(3),
+            suspect_to_down: Duration::from_secs(30),
+        }
+    }
+
     /// Consul's LAN profile: probe every second, 500 ms probe timeout.
     pub fn lan() -> Self {
         GossipConfig {

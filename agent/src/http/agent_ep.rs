@@ -79,7 +79,12 @@ pub async fn self_(State(agent): State<AppState>, p: Params) -> ApiResult {
 /// federation)
 pub async fn members(State(agent): State<AppState>, p: Params) -> ApiResult {
     let q = p.query_options()?;
-    let list: Vec<Value> = match agent.gossip() {
+    let pool = if p.has("wan") && p.flag("wan") {
+        agent.wan()
+    } else {
+        agent.gossip()
+    };
+    let list: Vec<Value> = match pool {
         Some(g) => g.members().iter().map(member_json).collect(),
         None => vec![self_member(&agent)],
     };
@@ -90,7 +95,11 @@ pub async fn members(State(agent): State<AppState>, p: Params) -> ApiResult {
 /// `PUT /v1/agent/join/<address>`
 pub async fn join(State(agent): State<AppState>, p: Params) -> ApiResult {
     let addr = p.rest("/v1/agent/join/");
-    agent.join(&[addr]).await?;
+    if p.has("wan") && p.flag("wan") {
+        agent.join_wan(&[addr]).await?;
+    } else {
+        agent.join(&[addr]).await?;
+    }
     Ok(StatusCode::OK.into_response())
 }
 

@@ -183,7 +183,7 @@ pub async fn deregister(State(agent): State<AppState>, body: Bytes) -> ApiResult
 
 /// `GET /v1/catalog/datacenters`
 pub async fn datacenters(State(agent): State<AppState>) -> ApiResult {
-    json(&vec![agent.datacenter.clone()])
+    json(&agent.datacenters())
 }
 
 /// Node as listed by `/v1/catalog/nodes`.

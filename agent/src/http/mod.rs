@@ -114,7 +114,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             agent.clone(),
-            proxy::forward_if_client,
+            proxy::forward_if_needed,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(agent)
@@ -197,7 +197,8 @@ pub fn not_found_indexed(agent: &Agent, index: u64, q: &QueryOptions) -> ApiResu
     Ok(with_meta(agent, resp, index, q))
 }
 
-/// Reject a `?dc=` this agent cannot reach, with Consul's error.
+/// Reject a `?dc=` naming another datacenter that reached a local handler (requests for
+/// known datacenters are forwarded before they get here), with Consul's error.
 pub fn check_dc(agent: &Agent, q: &QueryOptions) -> Result<(), ApiError> {
     match &q.dc {
         Some(dc) if dc != &agent.datacenter => Err(ApiError::internal("No path to datacenter")),

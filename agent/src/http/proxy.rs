@@ -36,22 +36,45 @@ fn forwarded(path: &str) -> bool {
     FORWARDED.iter().any(|p| path.starts_with(p))
 }
 
-/// Middleware: on client agents, forward data requests to a server.
-pub async fn forward_if_client(
+fn requested_dc(req: &Request) -> Option<String> {
+    let q = req.uri().query()?;
+    q.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == "dc" && !v.is_empty()).then(|| super::params::percent_decode(v, true))
+    })
+}
+
+/// Middleware: client agents forward data requests to a server of their datacenter; servers
+/// forward requests for another datacenter (`?dc=`) to a server of that datacenter.
+pub async fn forward_if_needed(
     State(agent): State<AppState>,
     req: Request,
     next: Next,
 ) -> Response {
-    if agent.is_server() || !forwarded(req.uri().path()) {
+    if !forwarded(req.uri().path()) {
         return next.run(req).await;
     }
-    match forward(&agent, req).await {
+    let targets = if !agent.is_server() {
+        agent.known_servers()
+    } else {
+        match requested_dc(&req) {
+            Some(dc) if dc != agent.datacenter => {
+                let t = agent.wan_servers_of(&dc);
+                if t.is_empty() {
+                    return ApiError::internal("No path to datacenter").into_response();
+                }
+                t
+            }
+            _ => return next.run(req).await,
+        }
+    };
+    match forward(targets, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn forward(agent: &AppState, req: Request) -> Result<Response, ApiError> {
+async fn forward(mut targets: Vec<String>, req: Request) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let body: Bytes = axum::body::to_bytes(body, MAX_FORWARD_BODY)
         .await
@@ -70,15 +93,11 @@ async fn forward(agent: &AppState, req: Request) -> Result<Response, ApiError> {
         .timeout(Duration::from_secs(11 * 60))
         .build()
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let mut tried = Vec::new();
-    for _ in 0..3 {
-        let Some(server) = agent.pick_server() else {
-            break;
-        };
-        if tried.contains(&server) && tried.len() < agent.known_servers().len() {
-            continue;
-        }
-        tried.push(server.clone());
+    // Try the servers in random order, each at most once.
+    for i in (1..targets.len()).rev() {
+        targets.swap(i, rand::random::<usize>() % (i + 1));
+    }
+    for server in targets.into_iter().take(3) {
         let mut rb = client.request(parts.method.clone(), format!("http://{server}{path_q}"));
         for (k, v) in parts.headers.iter() {
             if k != "host" && k != "content-length" {

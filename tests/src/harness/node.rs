@@ -36,6 +36,8 @@ pub struct Node {
     pub http: String,
     /// The gossip (serf LAN) address, `127.0.0.1:PORT`.
     pub serf: String,
+    /// The WAN gossip address of a server (printed before the LAN one).
+    pub wan: String,
     /// Everything the process printed (stdout and stderr).
     pub output: Arc<Mutex<String>>,
 }
@@ -50,6 +52,9 @@ fn pump<R: Read + Send + 'static>(
             if let Some(tx) = &tx {
                 if let Some(addr) = line.strip_prefix("==> HTTP API listening on ") {
                     let _ = tx.send(format!("http {}", addr.trim()));
+                }
+                if let Some(addr) = line.strip_prefix("==> Serf WAN listening on ") {
+                    let _ = tx.send(format!("wan {}", addr.trim()));
                 }
                 if let Some(addr) = line.strip_prefix("==> Serf LAN listening on ") {
                     let _ = tx.send(format!("serf {}", addr.trim()));
@@ -75,6 +80,7 @@ impl Node {
             opts,
             http: String::new(),
             serf: String::new(),
+            wan: String::new(),
             output: Arc::new(Mutex::new(String::new())),
         };
         for (name, body) in &n.opts.config {
@@ -167,6 +173,7 @@ impl Node {
                 Ok(line) => match line.split_once(' ') {
                     Some(("http", a)) => self.http = a.to_string(),
                     Some(("serf", a)) => self.serf = a.to_string(),
+                    Some(("wan", a)) => self.wan = a.to_string(),
                     _ => {}
                 },
                 Err(_) => panic!(

@@ -10,5 +10,6 @@ mod compat;
 mod config;
 mod http_util;
 mod kv;
+mod multidc;
 mod persistence;
 mod sessions;
