@@ -104,7 +104,8 @@ pub struct Agent {
     pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
-fn raft_id_from_uuid(id: &str) -> u64 {
+/// The Raft node id of a node UUID (a stable hash of its text).
+pub fn raft_id_from_uuid(id: &str) -> u64 {
     // FNV-1a over the UUID text: stable, and distinct UUIDs give distinct ids in practice.
     let mut h: u64 = 0xcbf29ce484222325;
     for b in id.bytes() {

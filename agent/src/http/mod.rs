@@ -8,6 +8,7 @@ mod catalog;
 pub mod error;
 mod health;
 mod kv;
+mod operator;
 pub mod params;
 mod proxy;
 mod session;
@@ -107,6 +108,15 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/session/info/{id}", get(session::info))
         .route("/v1/session/node/{*node}", get(session::node))
         .route("/v1/session/list", get(session::list))
+        // operator
+        .route(
+            "/v1/operator/raft/configuration",
+            get(operator::configuration),
+        )
+        .route(
+            "/v1/operator/raft/peer",
+            axum::routing::delete(operator::remove_peer),
+        )
         // status
         .route("/v1/status/leader", get(status::leader))
         .route("/v1/status/peers", get(status::peers))

@@ -74,7 +74,7 @@ pub async fn forward_if_needed(
     }
 }
 
-async fn forward(mut targets: Vec<String>, req: Request) -> Result<Response, ApiError> {
+pub(super) async fn forward(mut targets: Vec<String>, req: Request) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let body: Bytes = axum::body::to_bytes(body, MAX_FORWARD_BODY)
         .await

@@ -224,3 +224,55 @@ fn three_servers_two_clients_failover_and_catch_up() {
         "the refused write never appeared"
     );
 }
+
+#[test]
+fn operator_raft_configuration_and_remove_peer() {
+    let s1 = server("o1", None);
+    let s2 = server("o2", Some(&s1.serf));
+    let mut s3 = server("o3", Some(&s1.serf));
+    for s in [&s1, &s2, &s3] {
+        s.wait_ready();
+    }
+    wait_until(LONG, "three voters", || {
+        let c = get(&s2, "/v1/operator/raft/configuration").json();
+        (c["Servers"].as_array()?.len() == 3).then_some(c)
+    });
+    let c = get(&s1, "/v1/operator/raft/configuration").json();
+    let servers = c["Servers"].as_array().unwrap();
+    assert_eq!(servers.iter().filter(|s| s["Leader"] == true).count(), 1);
+    assert!(servers.iter().all(|s| s["Voter"] == true));
+    let mut names: Vec<&str> = servers
+        .iter()
+        .map(|s| s["Node"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["o1", "o2", "o3"]);
+
+    let o3_addr = rpc_addr(&s3);
+    s3.kill();
+    let r = delete(&s2, &format!("/v1/operator/raft/peer?address={o3_addr}"));
+    assert!(
+        r.status == 200 || r.body.contains("not found"),
+        "{} {}",
+        r.status,
+        r.body
+    );
+    wait_until(LONG, "o3 gone from the configuration", || {
+        let c = get(&s1, "/v1/operator/raft/configuration").json();
+        (c["Servers"].as_array()?.len() == 2).then_some(())
+    });
+    assert_eq!(
+        put(&s1, "/v1/kv/still", "writable").body,
+        "true",
+        "two of two voters keep a quorum"
+    );
+    assert_eq!(delete(&s1, "/v1/operator/raft/peer").status, 400);
+    assert_eq!(
+        delete(
+            &s1,
+            "/v1/operator/raft/peer?id=00000000-0000-0000-0000-000000000000"
+        )
+        .status,
+        500
+    );
+}
