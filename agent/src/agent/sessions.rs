@@ -2,7 +2,7 @@
 //! TTL timers that invalidate sessions not renewed within 2 x TTL (Consul's behaviour).
 
 use super::{Agent, AgentError};
-use crate::raft::{Command, CommandResponse};
+use crate::raft::Command;
 use crate::types::{parse_duration, ServiceCheckRef, Session, SessionBehavior, SERF_CHECK_ID};
 use serde_json::Value;
 use std::sync::Arc;
@@ -185,13 +185,11 @@ impl Agent {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
-        match self
-            .apply_checked(Command::SessionDestroy { id: id.to_string() })
+        self.apply(Command::SessionDestroy { id: id.to_string() })
             .await?
-        {
-            CommandResponse::Bool(_) | CommandResponse::Ok => Ok(true),
-            CommandResponse::Error(e) => Err(AgentError::Store(e)),
-        }
+            .into_bool()
+            .map_err(AgentError::Store)?;
+        Ok(true)
     }
 
     /// Renew a session's TTL; `None` if it does not exist. TTL timers live on the leader,

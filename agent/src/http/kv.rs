@@ -3,7 +3,7 @@
 
 use super::params::Params;
 use super::{blocking, indexed, json, not_found_indexed, ApiError, ApiResult, AppState};
-use crate::raft::{Command, CommandResponse};
+use crate::raft::Command;
 use crate::store::kv::KvOp;
 use crate::store::Topic;
 use crate::types::KvEntry;
@@ -148,11 +148,12 @@ async fn put(agent: &AppState, p: &Params, key: &str, body: Bytes) -> ApiResult 
         flags,
         op,
     };
-    match agent.apply(cmd).await? {
-        CommandResponse::Bool(b) => json(&b),
-        CommandResponse::Ok => json(&true),
-        CommandResponse::Error(e) => Err(ApiError::internal(e.to_string())),
-    }
+    let ok = agent
+        .apply(cmd)
+        .await?
+        .into_bool()
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    json(&ok)
 }
 
 async fn delete(agent: &AppState, p: &Params, key: &str) -> ApiResult {
@@ -178,9 +179,10 @@ async fn delete(agent: &AppState, p: &Params, key: &str) -> ApiResult {
             cas,
         }
     };
-    match agent.apply(cmd).await? {
-        CommandResponse::Bool(b) => json(&b),
-        CommandResponse::Ok => json(&true),
-        CommandResponse::Error(e) => Err(ApiError::internal(e.to_string())),
-    }
+    let ok = agent
+        .apply(cmd)
+        .await?
+        .into_bool()
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    json(&ok)
 }

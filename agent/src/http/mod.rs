@@ -13,6 +13,7 @@ pub mod params;
 mod proxy;
 mod session;
 mod status;
+mod txn;
 
 use crate::agent::Agent;
 use crate::store::{Store, Topic};
@@ -108,6 +109,8 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/session/info/{id}", get(session::info))
         .route("/v1/session/node/{*node}", get(session::node))
         .route("/v1/session/list", get(session::list))
+        // transactions
+        .route("/v1/txn", put(txn::txn))
         // operator
         .route(
             "/v1/operator/raft/configuration",

@@ -3,6 +3,7 @@
 
 use crate::store::catalog::{DeregisterRequest, RegisterRequest};
 use crate::store::kv::KvOp;
+use crate::store::txn::{TxnError, TxnOp, TxnResult};
 use crate::store::{Store, StoreError};
 use crate::types::{Index, Session};
 use serde::{Deserialize, Serialize};
@@ -13,7 +14,7 @@ pub enum Command {
     /// Write a KV entry under a condition.
     KvSet {
         key: String,
-        #[serde(with = "b64")]
+        #[serde(with = "crate::types::b64")]
         value: Vec<u8>,
         flags: u64,
         op: KvOp,
@@ -30,6 +31,8 @@ pub enum Command {
     SessionCreate(Session),
     /// Destroy (invalidate) a session.
     SessionDestroy { id: String },
+    /// An all-or-nothing transaction.
+    Txn(Vec<TxnOp>),
     /// No-op used as a write barrier.
     Noop,
 }
@@ -44,6 +47,21 @@ pub enum CommandResponse {
     Bool(bool),
     /// Rejected by the store (nothing changed).
     Error(StoreError),
+    /// The outcome of a transaction.
+    Txn(Result<Vec<TxnResult>, Vec<TxnError>>),
+}
+
+impl CommandResponse {
+    /// The boolean answer of a conditional write (`true` for unconditional ones), or the
+    /// store's rejection.
+    pub fn into_bool(self) -> Result<bool, StoreError> {
+        match self {
+            CommandResponse::Ok => Ok(true),
+            CommandResponse::Bool(b) => Ok(b),
+            CommandResponse::Error(e) => Err(e),
+            CommandResponse::Txn(r) => Ok(r.is_ok()),
+        }
+    }
 }
 
 impl Command {
@@ -73,24 +91,9 @@ impl Command {
             Command::SessionDestroy { id } => {
                 Ok(CommandResponse::Bool(store.session_destroy(idx, id)))
             }
+            Command::Txn(ops) => Ok(CommandResponse::Txn(store.txn(idx, ops))),
             Command::Noop => Ok(CommandResponse::Ok),
         };
         r.unwrap_or_else(CommandResponse::Error)
-    }
-}
-
-mod b64 {
-    use base64::Engine;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = String::deserialize(d)?;
-        base64::engine::general_purpose::STANDARD
-            .decode(s)
-            .map_err(serde::de::Error::custom)
     }
 }

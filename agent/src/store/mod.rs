@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod kv;
 pub mod session;
+pub mod txn;
 pub mod watch;
 
 use crate::types::{HealthCheck, Index, KvEntry, Node, NodeService, Session};

@@ -13,3 +13,4 @@ mod kv;
 mod multidc;
 mod persistence;
 mod sessions;
+mod txn;
