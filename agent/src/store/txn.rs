@@ -9,6 +9,8 @@ use crate::types::{HealthCheck, Index, KvEntry, Node, NodeService};
 use serde::{Deserialize, Serialize};
 
 /// One operation of a transaction.
+// At most 64 of these live for one request; boxing would only add indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum TxnOp {
     /// A KV verb (`set`, `cas`, `lock`, `unlock`, `get`, `get-tree`, `check-index`,
@@ -35,6 +37,7 @@ pub enum TxnOp {
 }
 
 /// One result of a successful transaction.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum TxnResult {
     Kv(KvEntry),
