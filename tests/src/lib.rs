@@ -3,3 +3,4 @@
 //! restarts them while keeping their data directories.
 
 pub mod harness;
+pub mod linearizability;

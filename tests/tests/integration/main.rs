@@ -10,6 +10,7 @@ mod compat;
 mod config;
 mod http_util;
 mod kv;
+mod linearizable;
 mod multidc;
 mod persistence;
 mod sessions;
