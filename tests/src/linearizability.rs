@@ -85,13 +85,11 @@ fn step(s: &State, op: &Op) -> Vec<State> {
             }
         }
         (Call::Get, _) => out.push(s.clone()),
-        (Call::Put(v), Ret::Written(j)) => {
-            if *j > floor(s.index) {
-                out.push(State {
-                    value: Some(v.clone()),
-                    index: Index::Known(*j),
-                });
-            }
+        (Call::Put(v), Ret::Written(j)) if *j > floor(s.index) => {
+            out.push(State {
+                value: Some(v.clone()),
+                index: Index::Known(*j),
+            });
         }
         (Call::Put(v), _) if unknown => {
             out.push(s.clone());
