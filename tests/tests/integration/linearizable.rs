@@ -168,7 +168,7 @@ fn kv_is_linearizable_under_kills_and_pauses() {
         std::thread::sleep(Duration::from_millis(1500));
         round += 1;
         let victim = (rand_u64(round) % 3) as usize;
-        if round % 2 == 0 {
+        if round.is_multiple_of(2) {
             nodes.lock().unwrap()[victim].kill();
             std::thread::sleep(Duration::from_millis(1500));
             let mut ns = nodes.lock().unwrap();
