@@ -12,6 +12,7 @@ mod operator;
 pub mod params;
 mod proxy;
 mod session;
+mod snapshot;
 mod status;
 mod txn;
 
@@ -109,6 +110,13 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/session/info/{id}", get(session::info))
         .route("/v1/session/node/{*node}", get(session::node))
         .route("/v1/session/list", get(session::list))
+        // snapshots
+        .route(
+            "/v1/snapshot",
+            get(snapshot::save)
+                .put(snapshot::restore)
+                .layer(DefaultBodyLimit::max(snapshot::MAX_SNAPSHOT)),
+        )
         // transactions
         .route("/v1/txn", put(txn::txn))
         // operator

@@ -4,7 +4,7 @@
 use crate::store::catalog::{DeregisterRequest, RegisterRequest};
 use crate::store::kv::KvOp;
 use crate::store::txn::{TxnError, TxnOp, TxnResult};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreData, StoreError};
 use crate::types::{Index, Session};
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +33,8 @@ pub enum Command {
     SessionDestroy { id: String },
     /// An all-or-nothing transaction.
     Txn(Vec<TxnOp>),
+    /// Replace the whole state with a snapshot's (`/v1/snapshot` restore).
+    Restore(Box<StoreData>),
     /// No-op used as a write barrier.
     Noop,
 }
@@ -92,6 +94,10 @@ impl Command {
                 Ok(CommandResponse::Bool(store.session_destroy(idx, id)))
             }
             Command::Txn(ops) => Ok(CommandResponse::Txn(store.txn(idx, ops))),
+            Command::Restore(data) => {
+                store.restore_snapshot_at(idx, (**data).clone());
+                Ok(CommandResponse::Ok)
+            }
             Command::Noop => Ok(CommandResponse::Ok),
         };
         r.unwrap_or_else(CommandResponse::Error)

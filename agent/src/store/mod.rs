@@ -161,6 +161,18 @@ impl Store {
         self.flush_watches();
     }
 
+    /// Restore a snapshot taken elsewhere, at log index `idx`: the tables are replaced and
+    /// every table index moves to `idx` so blocking queries see the change.
+    pub fn restore_snapshot_at(&mut self, idx: Index, mut data: StoreData) {
+        for v in data.indexes.values_mut() {
+            *v = (*v).max(idx);
+        }
+        for t in ["nodes", "services", "checks", "kvs", "sessions"] {
+            data.indexes.insert(t.to_string(), idx);
+        }
+        self.restore_data(data);
+    }
+
     /// Read-only access to the raw tables (snapshot inspection, tests).
     pub fn data(&self) -> &StoreData {
         &self.data

@@ -14,4 +14,5 @@ mod linearizable;
 mod multidc;
 mod persistence;
 mod sessions;
+mod snapshot;
 mod txn;
