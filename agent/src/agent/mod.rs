@@ -3,6 +3,8 @@
 //! leader/consistency metadata for response headers.
 
 mod cluster;
+mod events;
+pub use events::UserEvent;
 mod local_ops;
 mod sessions;
 
@@ -86,6 +88,7 @@ pub struct Agent {
     raft_id: u64,
     gossip: Option<Gossip>,
     wan: Option<Gossip>,
+    events: Mutex<events::EventLog>,
     rpc_listener: Mutex<Option<tokio::net::TcpListener>>,
     store: SharedStore,
     hub: Arc<WatchHub>,
@@ -323,6 +326,7 @@ impl Agent {
             raft_id,
             gossip,
             wan,
+            events: Mutex::new(Default::default()),
             rpc_listener: Mutex::new(listener),
             store,
             hub,
@@ -363,6 +367,7 @@ impl Agent {
         }
         crate::checks::spawn_runners(agent.clone());
         cluster::spawn(agent.clone());
+        tokio::spawn(events::receive_loop(agent.clone()));
         Ok(agent)
     }
 

@@ -136,6 +136,7 @@ pub(crate) type Members = Arc<RwLock<BTreeMap<String, Member>>>;
 
 pub(crate) enum Cmd {
     Join(Vec<SocketAddr>, oneshot::Sender<usize>),
+    User(Vec<u8>),
     Leave(oneshot::Sender<()>),
     ForceLeave(String, bool, oneshot::Sender<bool>),
 }
@@ -146,6 +147,7 @@ pub struct Gossip {
     cmd: mpsc::Sender<Cmd>,
     members: Members,
     events: broadcast::Sender<Member>,
+    user: broadcast::Sender<Vec<u8>>,
     /// The address other members reach us on.
     pub local_addr: SocketAddr,
     name: String,
@@ -221,21 +223,22 @@ impl Gossip {
             },
         );
         let (events, _) = broadcast::channel(256);
+        let (user, _) = broadcast::channel(256);
         let (cmd, rx) = mpsc::channel(64);
-        task::spawn(
-            socket,
-            id,
-            config,
-            members.clone(),
-            events.clone(),
+        let shared = task::Shared {
+            members: members.clone(),
+            events: events.clone(),
+            user: user.clone(),
             rx,
             snapshot,
-        );
+        };
+        task::spawn(socket, id, config, shared);
         let previous = previous.into_iter().filter(|a| *a != local_addr).collect();
         Ok(Gossip {
             cmd,
             members,
             events,
+            user,
             local_addr,
             name,
             previous,
@@ -265,6 +268,20 @@ impl Gossip {
     /// Membership changes as they happen.
     pub fn subscribe(&self) -> broadcast::Receiver<Member> {
         self.events.subscribe()
+    }
+
+    /// Send a user event (opaque bytes) to every alive member; it is delivered locally too.
+    pub async fn send_user_event(&self, data: Vec<u8>) -> Result<(), GossipError> {
+        let _ = self.user.send(data.clone());
+        self.cmd
+            .send(Cmd::User(data))
+            .await
+            .map_err(|_| GossipError::Stopped)
+    }
+
+    /// User events received from other members.
+    pub fn subscribe_user_events(&self) -> broadcast::Receiver<Vec<u8>> {
+        self.user.subscribe()
     }
 
     /// Join through each address (`host:port`; the port defaults to `default_port`).

@@ -26,6 +26,8 @@ enum Control {
     Leave { name: String, bump: u64 },
     /// An operator forced a failed member out.
     ForceLeave { name: String, prune: bool },
+    /// A user event (`consul event`), opaque here.
+    User { data: Vec<u8> },
 }
 
 type Swim = Foca<MemberId, PostcardCodec, foca_rand::rngs::StdRng, foca::NoCustomBroadcast>;
@@ -36,6 +38,7 @@ struct State {
     socket: UdpSocket,
     members: Members,
     events: broadcast::Sender<Member>,
+    user: broadcast::Sender<Vec<u8>>,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     timer_items: HashMap<u64, Timer<MemberId>>,
     seq: u64,
@@ -45,15 +48,23 @@ struct State {
     snapshot: Option<std::path::PathBuf>,
 }
 
-pub(super) fn spawn(
-    socket: UdpSocket,
-    id: MemberId,
-    cfg: GossipConfig,
-    members: Members,
-    events: broadcast::Sender<Member>,
-    rx: mpsc::Receiver<Cmd>,
-    snapshot: Option<std::path::PathBuf>,
-) {
+/// What the task shares with the `Gossip` handle.
+pub(super) struct Shared {
+    pub members: Members,
+    pub events: broadcast::Sender<Member>,
+    pub user: broadcast::Sender<Vec<u8>>,
+    pub rx: mpsc::Receiver<Cmd>,
+    pub snapshot: Option<std::path::PathBuf>,
+}
+
+pub(super) fn spawn(socket: UdpSocket, id: MemberId, cfg: GossipConfig, shared: Shared) {
+    let Shared {
+        members,
+        events,
+        user,
+        rx,
+        snapshot,
+    } = shared;
     let mut config = Config::new_lan(NonZeroU32::new(16).unwrap_or(NonZeroU32::MIN));
     config.probe_period = cfg.probe_period;
     config.probe_rtt = cfg.probe_rtt;
@@ -68,6 +79,7 @@ pub(super) fn spawn(
         socket,
         members,
         events,
+        user,
         timers: BinaryHeap::new(),
         timer_items: HashMap::new(),
         seq: 0,
@@ -105,6 +117,9 @@ async fn run(mut st: State, mut rx: mpsc::Receiver<Cmd>) {
                         }
                     }
                     st.joins.push((addrs, Instant::now() + JOIN_WAIT, tx));
+                }
+                Some(Cmd::User(data)) => {
+                    st.send_control(&Control::User { data }).await;
                 }
                 Some(Cmd::Leave(tx)) => {
                     st.leave().await;
@@ -156,6 +171,9 @@ impl State {
                 }
                 Ok(Control::ForceLeave { name, prune }) => {
                     self.force_leave(&name, prune);
+                }
+                Ok(Control::User { data }) => {
+                    let _ = self.user.send(data);
                 }
                 Err(e) => tracing::trace!(error = %e, "bad control packet"),
             },

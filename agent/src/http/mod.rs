@@ -6,6 +6,7 @@
 mod agent_ep;
 mod catalog;
 pub mod error;
+mod event;
 mod health;
 mod kv;
 mod operator;
@@ -117,6 +118,9 @@ pub fn router(agent: Arc<Agent>) -> Router {
                 .put(snapshot::restore)
                 .layer(DefaultBodyLimit::max(snapshot::MAX_SNAPSHOT)),
         )
+        // events
+        .route("/v1/event/fire/{*name}", put(event::fire))
+        .route("/v1/event/list", get(event::list))
         // transactions
         .route("/v1/txn", put(txn::txn))
         // operator

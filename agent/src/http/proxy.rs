@@ -20,7 +20,6 @@ const FORWARDED: &[&str] = &[
     "/v1/txn",
     "/v1/operator/",
     "/v1/snapshot",
-    "/v1/event/",
     "/v1/coordinate/",
     "/v1/query",
 ];

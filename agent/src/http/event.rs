@@ -1,0 +1,45 @@
+//! `/v1/event/fire/<name>` and `/v1/event/list` (blocking on new events).
+
+use super::params::Params;
+use super::{indexed, json, ApiError, ApiResult, AppState};
+use crate::store::Topic;
+use axum::body::Bytes;
+use axum::extract::State;
+use tokio::time::Instant;
+
+/// `PUT /v1/event/fire/<name>?node=&service=&tag=`
+pub async fn fire(State(agent): State<AppState>, p: Params, body: Bytes) -> ApiResult {
+    let name = p.rest("/v1/event/fire/");
+    let ev = agent
+        .fire_event(
+            &name,
+            body.to_vec(),
+            p.get("node").unwrap_or(""),
+            p.get("service").unwrap_or(""),
+            p.get("tag").unwrap_or(""),
+        )
+        .await?;
+    json(&ev)
+}
+
+/// `GET /v1/event/list?name=` (blocking with `?index=`)
+pub async fn list(State(agent): State<AppState>, p: Params) -> ApiResult {
+    let q = p.query_options()?;
+    let name = p.get("name").unwrap_or("").to_string();
+    if q.index > 0 {
+        let deadline = Instant::now() + q.effective_wait();
+        loop {
+            let sub = agent.subscribe(vec![Topic::Table("events")]);
+            let (idx, _) = agent.list_events(&name);
+            if idx > q.index {
+                break;
+            }
+            tokio::select! {
+                _ = sub.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+    }
+    let (idx, events) = agent.list_events(&name);
+    indexed(&agent, idx, &q, &events).map_err(|e: ApiError| e)
+}
