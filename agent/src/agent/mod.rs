@@ -622,8 +622,17 @@ impl Agent {
                     Ok(ForwardResult::Applied(resp)) => return Ok(resp),
                     Ok(ForwardResult::Failed(e)) => return Err(AgentError::Raft(e)),
                     Ok(ForwardResult::NotLeader { leader }) => hint = leader.map(|(_, a)| a),
-                    Err(e) => {
+                    // Not connected: the write was never sent, so trying again is safe.
+                    Err(e) if e.is_connect() => {
                         tracing::debug!(error = %e, server = %addr, "forwarding a write failed")
+                    }
+                    // Sent but no answer: it may have been applied; retrying could apply
+                    // it twice (a check-and-set would then report failure for a write that
+                    // happened), so the outcome is reported as unknown.
+                    Err(e) => {
+                        return Err(AgentError::Raft(format!(
+                            "forwarding the write to {addr} failed; it may or may not have been applied: {e}"
+                        )))
                     }
                 }
             }

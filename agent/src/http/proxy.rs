@@ -126,7 +126,15 @@ pub(super) async fn forward(mut targets: Vec<String>, req: Request) -> Result<Re
                 }
                 return Ok(out);
             }
-            Err(e) => tracing::debug!(error = %e, %server, "forwarding to server failed"),
+            // Only a request that never reached the server may be sent to another one.
+            Err(e) if e.is_connect() => {
+                tracing::debug!(error = %e, %server, "forwarding to server failed")
+            }
+            Err(e) => {
+                return Err(ApiError::internal(format!(
+                    "forwarding to server {server} failed: {e}"
+                )))
+            }
         }
     }
     Err(ApiError::internal("No known Consul servers"))
