@@ -15,6 +15,8 @@ pub mod flags;
 pub mod gossip;
 pub mod http;
 pub mod local;
+pub mod metrics;
+pub mod monitor;
 pub mod raft;
 pub mod rpc;
 pub mod run;

@@ -7,6 +7,9 @@ use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(cfg: &RuntimeConfig) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let level = match cfg.log_level.to_lowercase().as_str() {
         "trace" => "trace",
         "debug" => "debug",
@@ -17,13 +20,26 @@ fn init_logging(cfg: &RuntimeConfig) {
     let filter = EnvFilter::try_from_env("PRAETOR_LOG").unwrap_or_else(|_| {
         EnvFilter::new(format!("{level},openraft=warn,hyper=warn,reqwest=warn"))
     });
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
+    // The monitor layer sees every event and drops it with one atomic load unless a
+    // monitor is attached; the console layer filters with the agent's own level.
+    let registry = tracing_subscriber::registry().with(crate::monitor::MonitorLayer);
     let _ = if cfg.log_json {
-        b.json().try_init()
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_target(false)
+                    .with_filter(filter),
+            )
+            .try_init()
     } else {
-        b.try_init()
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(false)
+                    .with_filter(filter),
+            )
+            .try_init()
     };
 }
 

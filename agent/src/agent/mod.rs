@@ -594,6 +594,15 @@ impl Agent {
     /// Replicate a command (forwarding it to the leader when this agent is not) and return
     /// its result once applied.
     pub async fn apply(&self, cmd: Command) -> Result<CommandResponse, AgentError> {
+        let started = Instant::now();
+        let r = self.apply_inner(&cmd).await;
+        if r.is_ok() {
+            crate::metrics::sample(cmd.metric_name(), started.elapsed());
+        }
+        r
+    }
+
+    async fn apply_inner(&self, cmd: &Command) -> Result<CommandResponse, AgentError> {
         let deadline = Instant::now() + RPC_HOLD_TIMEOUT;
         let mut hint: Option<String> = None;
         loop {
@@ -618,7 +627,8 @@ impl Agent {
                 let left = deadline
                     .saturating_duration_since(Instant::now())
                     .max(Duration::from_millis(100));
-                match rpc::client::forward_apply(&self.http_client, &addr, &cmd, left).await {
+                crate::metrics::incr("consul.rpc.request", 1);
+                match rpc::client::forward_apply(&self.http_client, &addr, cmd, left).await {
                     Ok(ForwardResult::Applied(resp)) => return Ok(resp),
                     Ok(ForwardResult::Failed(e)) => return Err(AgentError::Raft(e)),
                     Ok(ForwardResult::NotLeader { leader }) => hint = leader.map(|(_, a)| a),

@@ -193,6 +193,12 @@ impl State {
             }
         };
         if let Some(mem) = changed {
+            let metric = match mem.status {
+                MemberStatus::Failed => "consul.serf.member.failed",
+                MemberStatus::Left => "consul.serf.member.left",
+                _ => "consul.serf.member.update",
+            };
+            crate::metrics::incr(metric, 1);
             tracing::info!(member = %mem.name, status = mem.status.as_str(), "member status changed");
             let _ = self.events.send(mem);
         }
@@ -382,6 +388,7 @@ impl State {
             changed
         };
         if changed {
+            crate::metrics::incr("consul.serf.member.join", 1);
             tracing::info!(member = %mem.name, addr = %mem.addr, "member joined");
             let _ = self.events.send(mem);
         }

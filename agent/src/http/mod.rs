@@ -15,6 +15,7 @@ mod proxy;
 mod session;
 mod snapshot;
 mod status;
+mod telemetry;
 mod txn;
 
 use crate::agent::Agent;
@@ -66,6 +67,8 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/health/state/{state}", get(health::state))
         // agent
         .route("/v1/agent/self", get(agent_ep::self_))
+        .route("/v1/agent/metrics", get(telemetry::metrics))
+        .route("/v1/agent/monitor", get(telemetry::monitor))
         .route("/v1/agent/members", get(agent_ep::members))
         .route("/v1/agent/services", get(agent_ep::services))
         .route(
@@ -141,6 +144,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
             agent.clone(),
             proxy::forward_if_needed,
         ))
+        .layer(axum::middleware::from_fn(telemetry::time_requests))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(agent)
 }

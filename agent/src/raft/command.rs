@@ -67,6 +67,21 @@ impl CommandResponse {
 }
 
 impl Command {
+    /// Consul's metric name for the latency of this kind of write.
+    pub fn metric_name(&self) -> &'static str {
+        match self {
+            Command::KvSet { .. } | Command::KvDelete { .. } | Command::KvDeleteTree { .. } => {
+                "consul.kvs.apply"
+            }
+            Command::Register(_) => "consul.catalog.register",
+            Command::Deregister(_) => "consul.catalog.deregister",
+            Command::SessionCreate(_) | Command::SessionDestroy { .. } => "consul.session.apply",
+            Command::Txn(_) => "consul.txn.apply",
+            Command::Restore(_) => "consul.snapshot.restore",
+            Command::Noop => "consul.raft.barrier",
+        }
+    }
+
     /// Apply to the store at log index `idx`. Deterministic: no clocks, no randomness.
     pub fn apply(&self, store: &mut Store, idx: Index) -> CommandResponse {
         let r = match self {

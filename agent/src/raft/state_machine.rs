@@ -157,6 +157,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
         }
         st.flush_watches();
+        crate::metrics::incr("consul.raft.apply", out.len() as u64);
+        if let Some(l) = self.last_applied {
+            crate::metrics::gauge("consul.raft.applied_index", l.index as f64);
+        }
         Ok(out)
     }
 

@@ -16,4 +16,5 @@ mod multidc;
 mod persistence;
 mod sessions;
 mod snapshot;
+mod telemetry;
 mod txn;

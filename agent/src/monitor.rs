@@ -1,0 +1,197 @@
+//! Log streaming for `/v1/agent/monitor` and `praetor monitor`: a tracing layer that
+//! formats events as Consul-style log lines and hands them to the connected monitors. Its
+//! level follows the most verbose monitor connected, independent of the agent's own
+//! `log_level`, and costs one atomic load per event while nobody listens.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use tokio::sync::broadcast;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::Layer;
+
+/// 0 = off, 1 = error ... 5 = trace.
+static MAX_LEVEL: AtomicUsize = AtomicUsize::new(0);
+
+fn channel() -> &'static broadcast::Sender<(Level, String)> {
+    static C: OnceLock<broadcast::Sender<(Level, String)>> = OnceLock::new();
+    C.get_or_init(|| broadcast::channel(4096).0)
+}
+
+fn rank(l: &Level) -> usize {
+    match *l {
+        Level::ERROR => 1,
+        Level::WARN => 2,
+        Level::INFO => 3,
+        Level::DEBUG => 4,
+        Level::TRACE => 5,
+    }
+}
+
+/// Parse Consul's log level names.
+pub fn parse_level(s: &str) -> Option<Level> {
+    match s.to_ascii_lowercase().as_str() {
+        "trace" => Some(Level::TRACE),
+        "debug" => Some(Level::DEBUG),
+        "" | "info" => Some(Level::INFO),
+        "warn" | "warning" => Some(Level::WARN),
+        "err" | "error" => Some(Level::ERROR),
+        _ => None,
+    }
+}
+
+/// A connected monitor; dropping it lowers the level again when it was the most verbose.
+pub struct Monitor {
+    pub rx: broadcast::Receiver<(Level, String)>,
+    pub level: Level,
+}
+
+impl Monitor {
+    /// Start receiving lines at `level` and above.
+    pub fn subscribe(level: Level) -> Monitor {
+        let r = rank(&level);
+        MAX_LEVEL.fetch_max(r, Ordering::SeqCst);
+        tracing::callsite::rebuild_interest_cache();
+        Monitor {
+            rx: channel().subscribe(),
+            level,
+        }
+    }
+
+    /// Whether a line of level `l` is wanted by this monitor.
+    pub fn wants(&self, l: &Level) -> bool {
+        rank(l) <= rank(&self.level)
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        // The last monitor gone: stop formatting events.
+        if channel().receiver_count() <= 1 {
+            MAX_LEVEL.store(0, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The tracing layer.
+pub struct MonitorLayer;
+
+struct Line(String);
+
+impl Visit for Line {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value:?}");
+        } else {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.0.push_str(value);
+        } else {
+            let _ = write!(self.0, " {}={value}", field.name());
+        }
+    }
+}
+
+/// RFC 3339 UTC timestamp with milliseconds, without a date crate.
+pub fn timestamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_millis()
+    )
+}
+
+/// The per-layer filter: only this layer's events depend on the monitors' level (a plain
+/// `Layer::enabled` would filter events for every layer).
+pub fn monitor_filter(m: &Metadata<'_>) -> bool {
+    rank(m.level()) <= MAX_LEVEL.load(Ordering::Relaxed)
+}
+
+impl<S: Subscriber> Layer<S> for MonitorLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let level = *event.metadata().level();
+        if rank(&level) > MAX_LEVEL.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut line = Line(String::new());
+        event.record(&mut line);
+        let lvl = match level {
+            Level::ERROR => "ERROR",
+            Level::WARN => "WARN",
+            Level::INFO => "INFO",
+            Level::DEBUG => "DEBUG",
+            Level::TRACE => "TRACE",
+        };
+        let text = format!(
+            "{} [{lvl}] {}: {}",
+            timestamp(),
+            event.metadata().target(),
+            line.0
+        );
+        let _ = channel().send((level, text));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_and_timestamp() {
+        assert_eq!(parse_level("err"), Some(Level::ERROR));
+        assert_eq!(parse_level("DEBUG"), Some(Level::DEBUG));
+        assert_eq!(parse_level("loud"), None);
+        let t = timestamp();
+        assert_eq!(t.len(), 24, "{t}");
+        assert!(t.starts_with("20") && t.ends_with('Z'));
+    }
+}
+
+#[cfg(test)]
+mod layer_tests {
+    use super::*;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[test]
+    fn events_reach_a_subscribed_monitor() {
+        let sub = tracing_subscriber::registry()
+            .with(MonitorLayer.with_filter(tracing_subscriber::filter::filter_fn(monitor_filter)));
+        tracing::subscriber::with_default(sub, || {
+            let mut m = Monitor::subscribe(Level::DEBUG);
+            tracing::debug!(key = 7, "hello monitor");
+            tracing::trace!("too verbose");
+            let (l, line) = m.rx.try_recv().expect("a line");
+            assert_eq!(l, Level::DEBUG);
+            assert!(
+                line.contains("[DEBUG]")
+                    && line.contains("hello monitor")
+                    && line.contains("key=7"),
+                "{line}"
+            );
+            assert!(m.rx.try_recv().is_err(), "trace filtered out");
+        });
+    }
+}
