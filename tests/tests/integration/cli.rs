@@ -138,3 +138,40 @@ fn leave_stops_the_agent() {
     let status = n.wait_exit().expect("exited");
     assert!(status.success(), "{status:?}\n{}", n.log());
 }
+
+#[test]
+fn snapshot_operator_event_and_keygen_cli() {
+    let n = Node::server();
+    n.cli(&["kv", "put", "snap/cli", "v"]);
+    let file = n.dir().join("backup.snap");
+    let f = file.to_str().unwrap();
+    let (code, out, err) = n.cli(&["snapshot", "save", f]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("Saved and verified snapshot to index "),
+        "{out}"
+    );
+    let (code, out, _) = n.cli(&["snapshot", "inspect", f]);
+    assert_eq!(code, 0);
+    assert!(out.contains("KVS") && out.contains("Index"), "{out}");
+    n.cli(&["kv", "delete", "snap/cli"]);
+    let (code, out, err) = n.cli(&["snapshot", "restore", f]);
+    assert_eq!((code, out.trim()), (0, "Restored snapshot"), "{err}");
+    assert_eq!(n.cli(&["kv", "get", "snap/cli"]).1.trim(), "v");
+    let (code, out, _) = n.cli(&["operator", "raft", "list-peers"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("Node") && out.contains("leader") && out.contains("node1"),
+        "{out}"
+    );
+    let (code, out, _) = n.cli(&["event", "-name=deploy", "payload"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("Event ID: "), "{out}");
+    let (code, out, _) = n.cli(&["keygen"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.trim().len(), 44, "32 bytes in base64: {out}");
+    let (code, _, err) = n.cli(&["join", "127.0.0.1:1"]);
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = n.cli(&["snapshot", "restore", "/nonexistent"]);
+    assert_eq!(code, 1, "{err}");
+}

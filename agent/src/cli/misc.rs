@@ -1,0 +1,455 @@
+//! `version`, `members`, `info`, `reload`, `leave`, `join`, `force-leave`, `keygen`,
+//! `event`, `monitor`.
+
+use super::output::columnize;
+use super::{client, http_flags, parse};
+use crate::flags::FlagSet;
+use base64::Engine;
+use serde_json::Value;
+use std::io::Read;
+
+fn simple(
+    name: &str,
+    args: &[String],
+    usage: &str,
+) -> Result<(crate::flags::Parsed, crate::api::Client), i32> {
+    let mut fs = FlagSet::new(name);
+    http_flags(&mut fs);
+    let p = parse(&fs, args, usage)?;
+    let c = client(&p).map_err(|e| {
+        eprintln!("Error connecting to Consul agent: {e}");
+        1
+    })?;
+    Ok((p, c))
+}
+
+/// `version [-format=json]`
+pub(super) fn version(args: &[String]) -> i32 {
+    let mut fs = FlagSet::new("version");
+    fs.string("format", "Output format: pretty or json.");
+    let p = match parse(&fs, args, "Usage: praetor version [options]") {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    let v = crate::CONSUL_COMPAT_VERSION;
+    match p.get_str("format").unwrap_or("pretty") {
+        "json" => {
+            let j = serde_json::json!({
+                "Version": v, "Revision": "praetor", "Prerelease": "", "FIPS": "", "BuildDate": "",
+                "RPC": {"Default": 2, "Min": 2, "Max": 3}, "Praetor": env!("CARGO_PKG_VERSION"),
+            });
+            println!("{}", serde_json::to_string_pretty(&j).unwrap_or_default());
+        }
+        "pretty" => {
+            println!("Consul v{v}");
+            println!("Revision praetor");
+            println!("Build Date ");
+            println!("Protocol 2 spoken by default, understands 2 to 3 (agent will automatically use protocol >2 when speaking to compatible agents)");
+            println!("Praetor {}", env!("CARGO_PKG_VERSION"));
+        }
+        other => {
+            eprintln!("Invalid format: {other}");
+            return 1;
+        }
+    }
+    0
+}
+
+fn status_word(code: u64) -> &'static str {
+    match code {
+        1 => "alive",
+        2 => "leaving",
+        3 => "left",
+        4 => "failed",
+        _ => "none",
+    }
+}
+
+/// `members [-detailed] [-status REGEX] [-wan]`
+pub(super) fn members(args: &[String]) -> i32 {
+    let mut fs = FlagSet::new("members");
+    http_flags(&mut fs);
+    fs.bool("detailed", "Provides detailed information about nodes.")
+        .string("status", "If provided, output is filtered to only nodes matching the regular expression for status.")
+        .bool("wan", "If the agent is in server mode, this can be used to return the other peers in the WAN pool.")
+        .string("segment", "(Enterprise-only) segment to list.")
+        .string("partition", "(Enterprise-only) partition to list.");
+    let p = match parse(&fs, args, "Usage: praetor members [options]") {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    let c = match client(&p) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("Error retrieving members: {e}");
+            return 1;
+        }
+    };
+    let q: Vec<(&str, String)> = if p.get_bool("wan").unwrap_or(false) {
+        vec![("wan", "1".into())]
+    } else {
+        vec![]
+    };
+    let members: Vec<Value> = match c.get_json("/v1/agent/members", &q) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("Error retrieving members: {e}");
+            return 1;
+        }
+    };
+    let filter = match p.get_str("status").map(regex_lite::Regex::new).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("Failed to compile status regexp: {e}");
+            return 1;
+        }
+    };
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let mut rows = Vec::new();
+    let detailed = p.get_bool("detailed").unwrap_or(false);
+    rows.push(
+        if detailed {
+            vec!["Node", "Address", "Status", "Tags"]
+        } else {
+            vec![
+                "Node",
+                "Address",
+                "Status",
+                "Type",
+                "Build",
+                "Protocol",
+                "DC",
+                "Partition",
+                "Segment",
+            ]
+        }
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>(),
+    );
+    let mut members = members;
+    members.sort_by(|a, b| s(&a["Name"]).cmp(&s(&b["Name"])));
+    for m in &members {
+        let status = status_word(m["Status"].as_u64().unwrap_or(0));
+        if filter
+            .as_ref()
+            .map(|f| !f.is_match(status))
+            .unwrap_or(false)
+        {
+            continue;
+        }
+        let tags = &m["Tags"];
+        let addr = format!("{}:{}", s(&m["Addr"]), m["Port"].as_u64().unwrap_or(0));
+        if detailed {
+            let t = tags
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            rows.push(vec![s(&m["Name"]), addr, status.into(), t]);
+        } else {
+            let server = tags["role"] == "consul";
+            let build = s(&tags["build"])
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            rows.push(vec![
+                s(&m["Name"]),
+                addr,
+                status.into(),
+                if server { "server" } else { "client" }.into(),
+                build,
+                s(&tags["vsn"]),
+                s(&tags["dc"]),
+                "default".into(),
+                if server { "<all>" } else { "<default>" }.into(),
+            ]);
+        }
+    }
+    print!("{}", columnize(&rows));
+    0
+}
+
+/// `info`
+pub(super) fn info(args: &[String]) -> i32 {
+    let (_, c) = match simple("info", args, "Usage: praetor info [options]") {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let me: Value = match c.get_json("/v1/agent/self", &[]) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("Error querying agent: {e}");
+            return 1;
+        }
+    };
+    let Some(stats) = me["Stats"].as_object() else {
+        eprintln!("Error querying agent: no stats");
+        return 1;
+    };
+    for (section, kv) in stats {
+        println!("{section}:");
+        if let Some(kv) = kv.as_object() {
+            for (k, v) in kv {
+                println!(
+                    "\t{k} = {}",
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                );
+            }
+        }
+    }
+    0
+}
+
+/// `reload`
+pub(super) fn reload(args: &[String]) -> i32 {
+    let (_, c) = match simple("reload", args, "Usage: praetor reload [options]") {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    match c.call("PUT", "/v1/agent/reload", &[], None, &[]) {
+        Ok(_) => {
+            println!("Configuration reload triggered");
+            0
+        }
+        Err(e) => {
+            eprintln!("Error reloading: {e}");
+            1
+        }
+    }
+}
+
+/// `leave`
+pub(super) fn leave(args: &[String]) -> i32 {
+    let (_, c) = match simple("leave", args, "Usage: praetor leave [options]") {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    match c.call("PUT", "/v1/agent/leave", &[], None, &[]) {
+        Ok(_) => {
+            println!("Graceful leave complete");
+            0
+        }
+        Err(e) => {
+            eprintln!("Error leaving: {e}");
+            1
+        }
+    }
+}
+
+/// `join [-wan] address ...`
+pub(super) fn join(args: &[String]) -> i32 {
+    let mut fs = FlagSet::new("join");
+    http_flags(&mut fs);
+    fs.bool("wan", "Joins a server to another server in the WAN pool.");
+    let p = match parse(&fs, args, "Usage: praetor join [options] address ...") {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    if p.positional().is_empty() {
+        eprintln!("At least one address to join must be specified.");
+        return 1;
+    }
+    let c = match client(&p) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("Error connecting to Consul agent: {e}");
+            return 1;
+        }
+    };
+    let q: Vec<(&str, String)> = if p.get_bool("wan").unwrap_or(false) {
+        vec![("wan", "1".into())]
+    } else {
+        vec![]
+    };
+    let mut joined = 0;
+    for a in p.positional() {
+        match c.call("PUT", &format!("/v1/agent/join/{a}"), &q, None, &[]) {
+            Ok(_) => joined += 1,
+            Err(e) => eprintln!("Error joining address '{a}': {e}"),
+        }
+    }
+    if joined == 0 {
+        eprintln!("Failed to join any nodes.");
+        return 1;
+    }
+    println!("Successfully joined cluster by contacting {joined} nodes.");
+    0
+}
+
+/// `force-leave [-prune] node`
+pub(super) fn force_leave(args: &[String]) -> i32 {
+    let mut fs = FlagSet::new("force-leave");
+    http_flags(&mut fs);
+    fs.bool("prune", "Remove agent forcibly from list of members")
+        .bool("wan", "Exclusively leave the agent from the WAN serf pool.");
+    let p = match parse(&fs, args, "Usage: praetor force-leave [options] name") {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    let Some(node) = p.positional().first() else {
+        eprintln!("A node name must be specified to force leave.");
+        return 1;
+    };
+    let c = match client(&p) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("Error connecting to Consul agent: {e}");
+            return 1;
+        }
+    };
+    let q: Vec<(&str, String)> = if p.get_bool("prune").unwrap_or(false) {
+        vec![("prune", "1".into())]
+    } else {
+        vec![]
+    };
+    match c.call(
+        "PUT",
+        &format!("/v1/agent/force-leave/{node}"),
+        &q,
+        None,
+        &[],
+    ) {
+        Ok(_) => 0,
+        Err(e) => {
+            eprintln!("Error force leaving: {e}");
+            1
+        }
+    }
+}
+
+/// `keygen`: a new 32-byte gossip encryption key, base64.
+pub(super) fn keygen(args: &[String]) -> i32 {
+    let fs = FlagSet::new("keygen");
+    if let Err(c) = parse(&fs, args, "Usage: praetor keygen") {
+        return c;
+    }
+    let mut key = [0u8; 32];
+    match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut key)) {
+        Ok(()) => {
+            println!("{}", base64::engine::general_purpose::STANDARD.encode(key));
+            0
+        }
+        Err(e) => {
+            eprintln!("Error reading random data: {e}");
+            1
+        }
+    }
+}
+
+/// `event -name NAME [-node RE] [-service RE] [-tag RE] [payload]`
+pub(super) fn event(args: &[String]) -> i32 {
+    let mut fs = FlagSet::new("event");
+    http_flags(&mut fs);
+    fs.string("name", "Name of the event.")
+        .string("node", "Regular expression to filter on node names.")
+        .string(
+            "service",
+            "Regular expression to filter on service instances.",
+        )
+        .string("tag", "Regular expression to filter on service tags.");
+    let p = match parse(&fs, args, "Usage: praetor event [options] [payload]") {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    let Some(name) = p.get_str("name").filter(|n| !n.is_empty()) else {
+        eprintln!("Event name must be specified");
+        return 1;
+    };
+    let c = match client(&p) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("Error connecting to Consul agent: {e}");
+            return 1;
+        }
+    };
+    let mut q = Vec::new();
+    for f in ["node", "service", "tag"] {
+        if let Some(v) = p.get_str(f) {
+            q.push((f, v.to_string()));
+        }
+    }
+    let payload = p
+        .positional()
+        .first()
+        .map(|s| s.as_bytes().to_vec())
+        .unwrap_or_default();
+    match c
+        .call(
+            "PUT",
+            &format!("/v1/event/fire/{name}"),
+            &q,
+            Some(payload),
+            &[],
+        )
+        .and_then(|a| a.json::<Value>())
+    {
+        Ok(ev) => {
+            println!("Event ID: {}", ev["ID"].as_str().unwrap_or_default());
+            0
+        }
+        Err(e) => {
+            eprintln!("Error firing event: {e}");
+            1
+        }
+    }
+}
+
+/// `monitor [-log-level=info] [-log-json]`: stream the agent's logs.
+pub(super) fn monitor(args: &[String]) -> i32 {
+    let mut fs = FlagSet::new("monitor");
+    http_flags(&mut fs);
+    fs.string("log-level", "Log level of the agent.")
+        .bool("log-json", "Output logs in JSON format.");
+    let p = match parse(&fs, args, "Usage: praetor monitor [options]") {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    let addr = p
+        .get_str("http-addr")
+        .map(str::to_string)
+        .or_else(|| std::env::var("CONSUL_HTTP_ADDR").ok())
+        .unwrap_or_else(|| "127.0.0.1:8500".into());
+    let base = match crate::api::base_url(&addr) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("Error starting monitor: {e}");
+            return 1;
+        }
+    };
+    let mut url = format!(
+        "{base}/v1/agent/monitor?loglevel={}",
+        p.get_str("log-level").unwrap_or("info")
+    );
+    if p.get_bool("log-json").unwrap_or(false) {
+        url.push_str("&logjson");
+    }
+    let resp = reqwest::blocking::Client::builder()
+        .timeout(None)
+        .build()
+        .and_then(|c| c.get(&url).send());
+    match resp {
+        Ok(mut r) if r.status().is_success() => {
+            let _ = std::io::copy(&mut r, &mut std::io::stdout());
+            0
+        }
+        Ok(r) => {
+            eprintln!(
+                "Error starting monitor: Unexpected response code: {}",
+                r.status().as_u16()
+            );
+            1
+        }
+        Err(e) => {
+            eprintln!("Error starting monitor: {e}");
+            1
+        }
+    }
+}
