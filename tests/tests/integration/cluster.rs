@@ -229,7 +229,7 @@ fn three_servers_two_clients_failover_and_catch_up() {
 fn operator_raft_configuration_and_remove_peer() {
     let s1 = server("o1", None);
     let s2 = server("o2", Some(&s1.serf));
-    let mut s3 = server("o3", Some(&s1.serf));
+    let s3 = server("o3", Some(&s1.serf));
     for s in [&s1, &s2, &s3] {
         s.wait_ready();
     }
@@ -248,28 +248,47 @@ fn operator_raft_configuration_and_remove_peer() {
     names.sort();
     assert_eq!(names, vec!["o1", "o2", "o3"]);
 
-    let o3_addr = rpc_addr(&s3);
-    s3.kill();
-    let r = delete(&s2, &format!("/v1/operator/raft/peer?address={o3_addr}"));
+    // remove a follower, asking another server (the request goes to the leader)
+    let mut nodes = vec![s1, s2, s3];
+    let leader = servers.iter().find(|s| s["Leader"] == true).unwrap()["Node"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let victim_i = nodes.iter().position(|n| n.name() != leader).unwrap();
+    let mut victim = nodes.remove(victim_i);
+    let victim_addr = rpc_addr(&victim);
+    victim.kill();
+    let asker = nodes
+        .iter()
+        .find(|n| n.name() != leader)
+        .unwrap_or(&nodes[0]);
+    let r = delete(
+        asker,
+        &format!("/v1/operator/raft/peer?address={victim_addr}"),
+    );
     assert!(
         r.status == 200 || r.body.contains("not found"),
         "{} {}",
         r.status,
         r.body
     );
-    wait_until(LONG, "o3 gone from the configuration", || {
-        let c = get(&s1, "/v1/operator/raft/configuration").json();
-        (c["Servers"].as_array()?.len() == 2).then_some(())
-    });
+    wait_until(
+        LONG,
+        "the removed server gone from the configuration",
+        || {
+            let c = get(&nodes[0], "/v1/operator/raft/configuration").json();
+            (c["Servers"].as_array()?.len() == 2).then_some(())
+        },
+    );
     assert_eq!(
-        put(&s1, "/v1/kv/still", "writable").body,
+        put(&nodes[0], "/v1/kv/still", "writable").body,
         "true",
         "two of two voters keep a quorum"
     );
-    assert_eq!(delete(&s1, "/v1/operator/raft/peer").status, 400);
+    assert_eq!(delete(&nodes[0], "/v1/operator/raft/peer").status, 400);
     assert_eq!(
         delete(
-            &s1,
+            &nodes[0],
             "/v1/operator/raft/peer?id=00000000-0000-0000-0000-000000000000"
         )
         .status,
