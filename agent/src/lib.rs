@@ -11,6 +11,7 @@ pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod definition;
+pub mod dns;
 pub mod flags;
 pub mod gossip;
 pub mod http;

@@ -111,7 +111,26 @@ async fn run(cfg: RuntimeConfig) -> i32 {
         }
     };
     let http_addr = http_listener.as_ref().and_then(|l| l.local_addr().ok());
-    print_banner(&agent, &cfg, http_addr);
+    let dns_addr = if cfg.ports.dns >= 0 {
+        let ip = cfg
+            .addresses
+            .dns
+            .clone()
+            .unwrap_or_else(|| cfg.client_addr.clone());
+        let addr = crate::config::join_host_port(&ip, cfg.ports.dns);
+        let settings = crate::dns::DnsSettings::from_config(&cfg);
+        match crate::dns::serve(agent.clone(), settings, &addr, agent.shutdown.subscribe()).await {
+            Ok(a) => Some(a),
+            Err(e) => {
+                eprintln!("==> Error starting agent: binding DNS on {addr}: {e}");
+                agent.shutdown().await;
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
+    print_banner(&agent, &cfg, http_addr, dns_addr);
     if let Some(l) = agent.take_rpc_listener() {
         let router = crate::rpc::router(agent.clone()).merge(crate::http::router(agent.clone()));
         tokio::spawn(async move {
@@ -136,7 +155,12 @@ async fn run(cfg: RuntimeConfig) -> i32 {
     code
 }
 
-fn print_banner(agent: &Agent, cfg: &RuntimeConfig, http: Option<std::net::SocketAddr>) {
+fn print_banner(
+    agent: &Agent,
+    cfg: &RuntimeConfig,
+    http: Option<std::net::SocketAddr>,
+    dns: Option<std::net::SocketAddr>,
+) {
     let p = &cfg.ports;
     println!(
         "              Version: '{}' (Praetor {})",
@@ -160,7 +184,7 @@ fn print_banner(agent: &Agent, cfg: &RuntimeConfig, http: Option<std::net::Socke
         http.map(|a| a.port() as i32).unwrap_or(p.http),
         p.https,
         p.grpc,
-        p.dns
+        dns.map(|a| a.port() as i32).unwrap_or(p.dns)
     );
     println!(
         "         Cluster Addr: {} (LAN: {}, WAN: {})",
@@ -170,6 +194,9 @@ fn print_banner(agent: &Agent, cfg: &RuntimeConfig, http: Option<std::net::Socke
     );
     println!("    Gossip Encryption: {}", cfg.encrypt.is_some());
     println!();
+    if let Some(a) = dns {
+        println!("==> DNS listening on {a} (udp and tcp)");
+    }
     if let Some(a) = http {
         println!("==> HTTP API listening on http://{a}");
     }

@@ -38,6 +38,8 @@ pub struct Node {
     pub serf: String,
     /// The WAN gossip address of a server (printed before the LAN one).
     pub wan: String,
+    /// The DNS address (UDP and TCP), `127.0.0.1:PORT`.
+    pub dns: String,
     /// Everything the process printed (stdout and stderr).
     pub output: Arc<Mutex<String>>,
 }
@@ -52,6 +54,10 @@ fn pump<R: Read + Send + 'static>(
             if let Some(tx) = &tx {
                 if let Some(addr) = line.strip_prefix("==> HTTP API listening on ") {
                     let _ = tx.send(format!("http {}", addr.trim()));
+                }
+                if let Some(addr) = line.strip_prefix("==> DNS listening on ") {
+                    let a = addr.split_whitespace().next().unwrap_or_default();
+                    let _ = tx.send(format!("dns {a}"));
                 }
                 if let Some(addr) = line.strip_prefix("==> Serf WAN listening on ") {
                     let _ = tx.send(format!("wan {}", addr.trim()));
@@ -81,6 +87,7 @@ impl Node {
             http: String::new(),
             serf: String::new(),
             wan: String::new(),
+            dns: String::new(),
             output: Arc::new(Mutex::new(String::new())),
         };
         for (name, body) in &n.opts.config {
@@ -133,7 +140,7 @@ impl Node {
             [
                 "-http-port=0",
                 "-server-port=0",
-                "-dns-port=-1",
+                "-dns-port=0",
                 "-serf-lan-port=0",
                 "-serf-wan-port=0",
             ]
@@ -174,6 +181,7 @@ impl Node {
                     Some(("http", a)) => self.http = a.to_string(),
                     Some(("serf", a)) => self.serf = a.to_string(),
                     Some(("wan", a)) => self.wan = a.to_string(),
+                    Some(("dns", a)) => self.dns = a.to_string(),
                     _ => {}
                 },
                 Err(_) => panic!(

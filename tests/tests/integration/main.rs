@@ -8,6 +8,7 @@ mod cli;
 mod cluster;
 mod compat;
 mod config;
+mod dns;
 mod events;
 mod http_util;
 mod kv;

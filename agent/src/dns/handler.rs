@@ -1,0 +1,465 @@
+//! The hickory `RequestHandler`: a thin dispatcher. Parse the name, look it up, build the
+//! records (A/AAAA/CNAME, SRV with target addresses in the additional section, TXT), and
+//! answer authoritatively with the SOA in the authority section for NXDOMAIN and NODATA.
+//! Names outside our domains go to the recursors.
+
+use super::lookup::{DnsLookup, Instance, LookupError};
+use super::parse::{encode_addr, parse, strip_domain, DnsQuery, ParseError};
+use super::DnsSettings;
+use crate::types::{HEALTH_CRITICAL, HEALTH_PASSING, HEALTH_WARNING};
+use hickory_proto::op::{Header, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA, SRV, TXT};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_server::authority::MessageResponseBuilder;
+use hickory_server::server::{Protocol, Request, RequestHandler, ResponseHandler, ResponseInfo};
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// The DNS request handler.
+pub struct DnsHandler<L: DnsLookup> {
+    lookup: Arc<L>,
+    settings: DnsSettings,
+}
+
+/// A computed answer.
+#[derive(Debug, Default)]
+pub struct Answer {
+    pub code: Option<ResponseCode>,
+    pub answers: Vec<Record>,
+    pub additionals: Vec<Record>,
+    /// Put the SOA in the authority section (NXDOMAIN, NODATA).
+    pub soa: bool,
+    pub truncated: bool,
+}
+
+fn name(s: &str) -> Option<Name> {
+    Name::from_str(s).ok()
+}
+
+fn addr_record(owner: &Name, ttl: u32, ip: IpAddr) -> Record {
+    match ip {
+        IpAddr::V4(v4) => Record::from_rdata(owner.clone(), ttl, RData::A(A(v4))),
+        IpAddr::V6(v6) => Record::from_rdata(owner.clone(), ttl, RData::AAAA(AAAA(v6))),
+    }
+}
+
+fn wants(qtype: RecordType, ip: &IpAddr) -> bool {
+    match qtype {
+        RecordType::A => ip.is_ipv4(),
+        RecordType::AAAA => ip.is_ipv6(),
+        RecordType::ANY => true,
+        _ => false,
+    }
+}
+
+fn shuffle<T>(v: &mut [T]) {
+    for i in (1..v.len()).rev() {
+        v.swap(i, rand::random::<usize>() % (i + 1));
+    }
+}
+
+impl<L: DnsLookup> DnsHandler<L> {
+    /// A handler over `lookup`.
+    pub fn new(lookup: Arc<L>, settings: DnsSettings) -> Self {
+        DnsHandler { lookup, settings }
+    }
+
+    /// The SOA record of a domain.
+    pub fn soa(&self, domain: &str) -> Option<Record> {
+        let zone = name(domain)?;
+        let serial = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as u32)
+            .unwrap_or(1);
+        let soa = SOA::new(
+            name(&format!("ns.{domain}"))?,
+            name(&format!("hostmaster.{domain}"))?,
+            serial,
+            self.settings.soa_refresh,
+            self.settings.soa_retry,
+            self.settings.soa_expire,
+            self.settings.soa_min_ttl,
+        );
+        Some(Record::from_rdata(
+            zone,
+            self.settings.soa_min_ttl,
+            RData::SOA(soa),
+        ))
+    }
+
+    /// Answer a question for a name under one of our domains.
+    pub async fn answer(&self, qname: &str, qtype: RecordType, udp: bool) -> Answer {
+        let (labels, domain) = match strip_domain(qname, &self.settings.domains) {
+            Ok(x) => x,
+            Err(_) => {
+                return Answer {
+                    code: Some(ResponseCode::Refused),
+                    ..Default::default()
+                }
+            }
+        };
+        let q = match parse(&labels) {
+            Ok(q) => q,
+            Err(ParseError::NotOurs) | Err(ParseError::Invalid) => {
+                let nodata = labels.is_empty() && matches!(qtype, RecordType::SOA | RecordType::NS);
+                if nodata && qtype == RecordType::SOA {
+                    let mut a = Answer::default();
+                    if let Some(soa) = self.soa(&domain) {
+                        a.answers.push(soa);
+                    }
+                    return a;
+                }
+                return Answer {
+                    code: Some(if labels.is_empty() {
+                        ResponseCode::NoError
+                    } else {
+                        ResponseCode::NXDomain
+                    }),
+                    soa: true,
+                    ..Default::default()
+                };
+            }
+        };
+        let Some(owner) = name(qname) else {
+            return Answer {
+                code: Some(ResponseCode::FormErr),
+                ..Default::default()
+            };
+        };
+        let local_dc = self.lookup.datacenter();
+        let result = match q {
+            DnsQuery::Addr { ip } => {
+                let mut a = Answer::default();
+                if wants(qtype, &ip) {
+                    a.answers.push(addr_record(&owner, 0, ip));
+                }
+                Ok(Some(a))
+            }
+            DnsQuery::Node { node, dc } => {
+                let dc = dc.unwrap_or(local_dc);
+                self.node_answer(&owner, &node, &dc, qtype).await
+            }
+            DnsQuery::Service { service, tag, dc } => {
+                let dc = dc.unwrap_or(local_dc);
+                self.service_answer(&owner, &service, tag.as_deref(), &dc, &domain, qtype, udp)
+                    .await
+            }
+        };
+        match result {
+            Ok(Some(mut a)) => {
+                if a.answers.is_empty() && a.code.is_none() {
+                    a.soa = true; // NODATA
+                }
+                a
+            }
+            Ok(None) | Err(LookupError::UnknownDatacenter(_)) => Answer {
+                code: Some(ResponseCode::NXDomain),
+                soa: true,
+                ..Default::default()
+            },
+            Err(LookupError::Unavailable(e)) => {
+                tracing::warn!(error = %e, name = qname, "DNS lookup failed");
+                Answer {
+                    code: Some(ResponseCode::ServFail),
+                    ..Default::default()
+                }
+            }
+        }
+    }
+
+    async fn node_answer(
+        &self,
+        owner: &Name,
+        node: &str,
+        dc: &str,
+        qtype: RecordType,
+    ) -> Result<Option<Answer>, LookupError> {
+        let Some(n) = self.lookup.node(dc, node).await? else {
+            return Ok(None);
+        };
+        let ttl = self.settings.node_ttl;
+        let mut a = Answer::default();
+        match IpAddr::from_str(&n.address) {
+            Ok(ip) if wants(qtype, &ip) => a.answers.push(addr_record(owner, ttl, ip)),
+            Ok(_) => {}
+            Err(_) => {
+                if let (Some(target), true) = (
+                    name(&format!("{}.", n.address.trim_end_matches('.'))),
+                    matches!(
+                        qtype,
+                        RecordType::A | RecordType::AAAA | RecordType::ANY | RecordType::CNAME
+                    ),
+                ) {
+                    a.answers.push(Record::from_rdata(
+                        owner.clone(),
+                        ttl,
+                        RData::CNAME(CNAME(target)),
+                    ));
+                }
+            }
+        }
+        if matches!(qtype, RecordType::TXT | RecordType::ANY) && !n.meta.is_empty() {
+            let txt: Vec<String> = n
+                .meta
+                .iter()
+                .filter(|(k, _)| !k.starts_with("consul-"))
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            if !txt.is_empty() {
+                a.answers.push(Record::from_rdata(
+                    owner.clone(),
+                    ttl,
+                    RData::TXT(TXT::new(txt)),
+                ));
+            }
+        }
+        Ok(Some(a))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn service_answer(
+        &self,
+        owner: &Name,
+        service: &str,
+        tag: Option<&str>,
+        dc: &str,
+        domain: &str,
+        qtype: RecordType,
+        udp: bool,
+    ) -> Result<Option<Answer>, LookupError> {
+        let all = self.lookup.service(dc, service, tag).await?;
+        if all.is_empty() {
+            return Ok(None);
+        }
+        let mut healthy: Vec<Instance> = all
+            .into_iter()
+            .filter(|i| {
+                i.status != HEALTH_CRITICAL
+                    && !(self.settings.only_passing && i.status == HEALTH_WARNING)
+            })
+            .collect();
+        if healthy.is_empty() {
+            return Ok(None); // Consul answers NXDOMAIN when no instance is healthy
+        }
+        shuffle(&mut healthy);
+        let ttl = self.settings.ttl_for_service(service);
+        let mut limit = if udp {
+            self.settings.udp_answer_limit
+        } else {
+            0
+        };
+        if self.settings.a_record_limit > 0 && (limit == 0 || self.settings.a_record_limit < limit)
+        {
+            limit = self.settings.a_record_limit;
+        }
+        let mut a = Answer::default();
+        if limit > 0 && healthy.len() > limit {
+            a.truncated = self.settings.enable_truncate;
+            healthy.truncate(limit);
+        }
+        let node_ttl = self.settings.node_ttl;
+        for i in &healthy {
+            let svc_addr = if i.service.address.is_empty() {
+                i.node.address.clone()
+            } else {
+                i.service.address.clone()
+            };
+            match qtype {
+                RecordType::SRV => {
+                    let weight = if i.status == HEALTH_PASSING {
+                        i.service.weights.passing
+                    } else {
+                        i.service.weights.warning
+                    };
+                    let own_ip = (!i.service.address.is_empty()
+                        && i.service.address != i.node.address)
+                        .then(|| IpAddr::from_str(&i.service.address).ok())
+                        .flatten();
+                    let (target, target_ip) = match own_ip {
+                        Some(ip) => (format!("{}.addr.{dc}.{domain}", encode_addr(&ip)), Some(ip)),
+                        None => (
+                            format!("{}.node.{dc}.{domain}", i.node.node),
+                            IpAddr::from_str(&svc_addr).ok(),
+                        ),
+                    };
+                    let Some(tname) = name(&target) else { continue };
+                    let srv = SRV::new(
+                        1,
+                        weight.clamp(0, 65535) as u16,
+                        i.service.port.clamp(0, 65535) as u16,
+                        tname.clone(),
+                    );
+                    a.answers
+                        .push(Record::from_rdata(owner.clone(), ttl, RData::SRV(srv)));
+                    match target_ip {
+                        Some(ip) => a.additionals.push(addr_record(&tname, node_ttl, ip)),
+                        None => {
+                            if let Some(cn) = name(&format!("{}.", svc_addr.trim_end_matches('.')))
+                            {
+                                a.additionals.push(Record::from_rdata(
+                                    tname,
+                                    node_ttl,
+                                    RData::CNAME(CNAME(cn)),
+                                ));
+                            }
+                        }
+                    }
+                }
+                RecordType::A | RecordType::AAAA | RecordType::ANY => {
+                    match IpAddr::from_str(&svc_addr) {
+                        Ok(ip) if wants(qtype, &ip) => a.answers.push(addr_record(owner, ttl, ip)),
+                        Ok(_) => {}
+                        Err(_) => {
+                            if let Some(cn) = name(&format!("{}.", svc_addr.trim_end_matches('.')))
+                            {
+                                a.answers.push(Record::from_rdata(
+                                    owner.clone(),
+                                    ttl,
+                                    RData::CNAME(CNAME(cn)),
+                                ));
+                            }
+                        }
+                    }
+                }
+                RecordType::TXT => {
+                    let txt: Vec<String> = i
+                        .node
+                        .meta
+                        .iter()
+                        .filter(|(k, _)| !k.starts_with("consul-"))
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    if !txt.is_empty() {
+                        a.answers.push(Record::from_rdata(
+                            owner.clone(),
+                            ttl,
+                            RData::TXT(TXT::new(txt)),
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(Some(a))
+    }
+
+    async fn recurse(&self, request: &Request) -> Option<Vec<u8>> {
+        let q = request.query();
+        let mut msg = hickory_proto::op::Message::new();
+        msg.set_id(request.id())
+            .set_message_type(MessageType::Query)
+            .set_op_code(OpCode::Query)
+            .set_recursion_desired(true)
+            .add_query(q.original().clone());
+        let bytes = msg.to_vec().ok()?;
+        for r in &self.settings.recursors {
+            let addr = if r.contains(':') && !r.starts_with('[') && r.matches(':').count() == 1 {
+                r.clone()
+            } else {
+                format!("{r}:53")
+            };
+            let Ok(sock) = tokio::net::UdpSocket::bind("0.0.0.0:0").await else {
+                continue;
+            };
+            if sock.send_to(&bytes, &addr).await.is_err() {
+                continue;
+            }
+            let mut buf = vec![0u8; 4096];
+            if let Ok(Ok((n, _))) =
+                tokio::time::timeout(self.settings.recursor_timeout, sock.recv_from(&mut buf)).await
+            {
+                buf.truncate(n);
+                return Some(buf);
+            }
+        }
+        None
+    }
+}
+
+#[async_trait::async_trait]
+impl<L: DnsLookup> RequestHandler for DnsHandler<L> {
+    async fn handle_request<R: ResponseHandler>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let builder = MessageResponseBuilder::from_message_request(request);
+        let mut header = Header::response_from_request(request.header());
+        if request.message_type() != MessageType::Query || request.op_code() != OpCode::Query {
+            let resp = builder.error_msg(request.header(), ResponseCode::NotImp);
+            return response_handle
+                .send_response(resp)
+                .await
+                .unwrap_or_else(|_| header.into());
+        }
+        let q = request.query();
+        let qname = q.name().to_string();
+        let qtype = q.query_type();
+        crate::metrics::incr("consul.dns.domain_query", 1);
+        let udp = matches!(request.protocol(), Protocol::Udp);
+        let started = std::time::Instant::now();
+        let ans = self.answer(&qname, qtype, udp).await;
+        if ans.code == Some(ResponseCode::Refused) && !self.settings.recursors.is_empty() {
+            if let Some(raw) = self.recurse(request).await {
+                if let Ok(msg) = hickory_proto::op::Message::from_vec(&raw) {
+                    let mut h = header;
+                    h.set_response_code(msg.response_code());
+                    h.set_recursion_available(true);
+                    h.set_authoritative(false);
+                    let resp = builder.build(
+                        h,
+                        msg.answers().iter(),
+                        msg.name_servers().iter(),
+                        std::iter::empty(),
+                        msg.additionals().iter(),
+                    );
+                    return response_handle
+                        .send_response(resp)
+                        .await
+                        .unwrap_or_else(|_| h.into());
+                }
+            }
+            let resp = builder.error_msg(request.header(), ResponseCode::ServFail);
+            return response_handle
+                .send_response(resp)
+                .await
+                .unwrap_or_else(|_| header.into());
+        }
+        header.set_authoritative(ans.code != Some(ResponseCode::Refused));
+        header.set_recursion_available(!self.settings.recursors.is_empty());
+        header.set_response_code(ans.code.unwrap_or(ResponseCode::NoError));
+        header.set_truncated(ans.truncated);
+        let soa: Vec<Record> = if ans.soa {
+            strip_domain(&qname, &self.settings.domains)
+                .ok()
+                .and_then(|(_, d)| self.soa(&d))
+                .into_iter()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut builder = builder;
+        if let Some(e) = request.edns() {
+            let mut edns = hickory_proto::op::Edns::new();
+            edns.set_max_payload(e.max_payload().max(512));
+            builder.edns(edns);
+        }
+        let resp = builder.build(
+            header,
+            ans.answers.iter(),
+            std::iter::empty(),
+            soa.iter(),
+            ans.additionals.iter(),
+        );
+        let info = response_handle
+            .send_response(resp)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::debug!(error = %e, "sending DNS response");
+                header.into()
+            });
+        crate::metrics::sample("consul.dns.domain_query", started.elapsed());
+        info
+    }
+}

@@ -1,0 +1,178 @@
+//! What DNS needs from the agent, behind a trait: the service instances (with their
+//! aggregated health) and nodes of a datacenter. Servers answer their own datacenter from
+//! the local state (DNS reads are stale reads, as Consul's `allow_stale` default);
+//! client agents and other datacenters are asked over HTTP through a server.
+
+use crate::agent::Agent;
+use crate::store::catalog::aggregate_status;
+use crate::types::{HealthCheck, Node, NodeService};
+use serde::Deserialize;
+use std::future::Future;
+use std::time::Duration;
+
+/// One service instance with its node and aggregated health.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    pub node: Node,
+    pub service: NodeService,
+    /// `passing`, `warning` or `critical`.
+    pub status: &'static str,
+}
+
+/// A lookup failure that is not "no such name".
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// The datacenter is not known.
+    #[error("No path to datacenter {0}")]
+    UnknownDatacenter(String),
+    /// The servers could not be asked.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// The lookups behind the DNS interface.
+pub trait DnsLookup: Send + Sync + 'static {
+    /// This agent's datacenter.
+    fn datacenter(&self) -> String;
+    /// Instances of `service` (optionally with `tag`) in `dc`.
+    fn service(
+        &self,
+        dc: &str,
+        service: &str,
+        tag: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<Instance>, LookupError>> + Send;
+    /// A node of `dc`.
+    fn node(
+        &self,
+        dc: &str,
+        node: &str,
+    ) -> impl Future<Output = Result<Option<Node>, LookupError>> + Send;
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Csn {
+    node: Node,
+    service: NodeService,
+    checks: Vec<HealthCheck>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct NodeAnswer {
+    node: Node,
+}
+
+impl Agent {
+    fn dns_targets(&self, dc: &str) -> Result<Vec<String>, LookupError> {
+        let t = if dc == self.datacenter || !self.is_server() {
+            self.known_servers()
+        } else {
+            self.wan_servers_of(dc)
+        };
+        if t.is_empty() {
+            if dc != self.datacenter && self.is_server() {
+                return Err(LookupError::UnknownDatacenter(dc.to_string()));
+            }
+            return Err(LookupError::Unavailable("No known Consul servers".into()));
+        }
+        Ok(t)
+    }
+
+    async fn dns_remote(&self, dc: &str, path: &str) -> Result<Option<Vec<u8>>, LookupError> {
+        let targets = self.dns_targets(dc)?;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| LookupError::Unavailable(e.to_string()))?;
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut last = String::new();
+        for t in targets.iter().take(3) {
+            match client
+                .get(format!("http://{t}{path}{sep}dc={dc}&stale"))
+                .send()
+                .await
+            {
+                Ok(r) if r.status().as_u16() == 404 => return Ok(None),
+                Ok(r) if r.status().is_success() => {
+                    return r
+                        .bytes()
+                        .await
+                        .map(|b| Some(b.to_vec()))
+                        .map_err(|e| LookupError::Unavailable(e.to_string()))
+                }
+                Ok(r) => {
+                    let body = r.text().await.unwrap_or_default();
+                    if body.contains("No path to datacenter") {
+                        return Err(LookupError::UnknownDatacenter(dc.to_string()));
+                    }
+                    last = body;
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(LookupError::Unavailable(last))
+    }
+}
+
+impl DnsLookup for Agent {
+    fn datacenter(&self) -> String {
+        self.datacenter.clone()
+    }
+
+    async fn service(
+        &self,
+        dc: &str,
+        service: &str,
+        tag: Option<&str>,
+    ) -> Result<Vec<Instance>, LookupError> {
+        let tags: Vec<String> = tag.map(|t| vec![t.to_string()]).unwrap_or_default();
+        if dc == self.datacenter && self.is_server() {
+            let (_, list) = self.read(|s| s.check_service_nodes(service, &[]));
+            return Ok(list
+                .into_iter()
+                .filter(|c| {
+                    tags.iter()
+                        .all(|t| c.service.tags.iter().any(|x| x.eq_ignore_ascii_case(t)))
+                })
+                .map(|c| Instance {
+                    status: aggregate_status(&c.checks),
+                    node: c.node,
+                    service: c.service,
+                })
+                .collect());
+        }
+        let mut path = format!("/v1/health/service/{service}");
+        if let Some(t) = tag {
+            path.push_str(&format!("?tag={t}"));
+        }
+        let Some(body) = self.dns_remote(dc, &path).await? else {
+            return Ok(Vec::new());
+        };
+        let list: Vec<Csn> =
+            serde_json::from_slice(&body).map_err(|e| LookupError::Unavailable(e.to_string()))?;
+        Ok(list
+            .into_iter()
+            .map(|c| Instance {
+                status: aggregate_status(&c.checks),
+                node: c.node,
+                service: c.service,
+            })
+            .collect())
+    }
+
+    async fn node(&self, dc: &str, node: &str) -> Result<Option<Node>, LookupError> {
+        if dc == self.datacenter && self.is_server() {
+            return Ok(self.read(|s| s.node(node)));
+        }
+        let Some(body) = self
+            .dns_remote(dc, &format!("/v1/catalog/node/{node}"))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let a: NodeAnswer =
+            serde_json::from_slice(&body).map_err(|e| LookupError::Unavailable(e.to_string()))?;
+        Ok(Some(a.node))
+    }
+}
