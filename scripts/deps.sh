@@ -3,7 +3,7 @@
 # - RocksDB, LZ4 and libclang for the `rocksdb` crate linked against the system library
 #   (see docs/build.md for why not the bundled build);
 # - the third-party clients used by the compatibility tests: Debian's python3-consul, and
-#   py-consul from PyPI in .venv-compat/.
+#   py-consul from PyPI in .venv-compat/ (with grpcio's health server for the gRPC checks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PKGS=(librocksdb-dev liblz4-dev libclang-dev clang python3-consul python3-venv python3-pip dnsutils curl jq)
@@ -15,10 +15,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-if ! .venv-compat/bin/python -c 'import consul, importlib.metadata as m; m.version("py-consul")' 2>/dev/null; then
-  echo "deps: creating .venv-compat with py-consul"
+if ! .venv-compat/bin/python -c 'import consul, grpc_health.v1, importlib.metadata as m; m.version("py-consul")' 2>/dev/null; then
+  echo "deps: creating .venv-compat with py-consul and a gRPC health server for the check tests"
   rm -rf .venv-compat
   /usr/bin/python3 -m venv .venv-compat
-  .venv-compat/bin/pip install -q 'py-consul>=1.5'
+  .venv-compat/bin/pip install -q 'py-consul>=1.5' 'grpcio>=1.60' 'grpcio-health-checking>=1.60'
 fi
 echo "deps: ok"

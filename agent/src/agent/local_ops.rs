@@ -431,8 +431,10 @@ impl Agent {
             .map_err(|e| AgentError::Raft(format!("reading the catalog from {server}: {e}")))
     }
 
-    /// One anti-entropy pass: bring the catalog in line with the local state.
+    /// One anti-entropy pass: bring the catalog in line with the local state (and let the
+    /// check supervisor pick up added, changed or removed checks).
     pub async fn sync_now(&self) -> Result<(), AgentError> {
+        self.checks.changed.notify_one();
         let view = self.catalog_view_of_self().await?;
         let (node, svcs, checks) = (view.node, view.services, view.checks);
         let ops = {

@@ -96,6 +96,7 @@ pub struct Agent {
     sync_notify: Notify,
     session_timers: Mutex<HashMap<String, Instant>>,
     pub(crate) ttl_timers: crate::checks::TtlTimers,
+    pub(crate) checks: crate::checks::Supervisor,
     http_client: reqwest::Client,
     /// The server RPC address (Raft and forwarding); on clients, the advertise address.
     pub rpc_addr: SocketAddr,
@@ -334,6 +335,7 @@ impl Agent {
             sync_notify: Notify::new(),
             session_timers: Mutex::new(HashMap::new()),
             ttl_timers: Default::default(),
+            checks: Default::default(),
             http_client: reqwest::Client::new(),
             rpc_addr,
             started: Instant::now(),

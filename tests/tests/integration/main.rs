@@ -4,6 +4,7 @@
 mod agent_api;
 mod antientropy;
 mod catalog;
+mod checks;
 mod cli;
 mod cluster;
 mod compat;
