@@ -248,3 +248,37 @@ fn client_agent_answers_through_servers() {
     assert_eq!(short(&c, &["dns-s.node.consul"]), vec!["127.0.0.1"]);
     assert_eq!(status(&c, &["nope.service.consul"]), "NXDOMAIN");
 }
+
+#[test]
+fn other_names_go_to_the_recursors() {
+    // Agent A answers `consul.`; agent B serves `b.test.` and recurses to A for the rest.
+    let a = Node::dev();
+    register(
+        &a,
+        json!({"Name": "remote", "Port": 1, "Address": "127.0.4.4"}),
+    );
+    let b = Node::start(NodeOptions {
+        dev: true,
+        name: Some("b".into()),
+        config: vec![(
+            "dns.json".into(),
+            format!(r#"{{"domain": "b.test", "recursors": ["{}"]}}"#, a.dns),
+        )],
+        ..Default::default()
+    });
+    assert_eq!(
+        short(&b, &["remote.service.consul"]),
+        vec!["127.0.4.4"],
+        "forwarded to the recursor"
+    );
+    assert_eq!(
+        short(&b, &["b.node.b.test"]),
+        vec!["127.0.0.1"],
+        "own domain answered locally"
+    );
+    let full = dig(&b, &["remote.service.consul"]);
+    assert!(
+        full.contains(" ra"),
+        "recursion available on recursed answers: {full}"
+    );
+}
