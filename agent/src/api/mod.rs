@@ -63,6 +63,8 @@ impl KvPair {
 pub struct Answer {
     pub status: u16,
     pub body: Vec<u8>,
+    /// `X-Consul-Index` (0 when absent).
+    pub index: u64,
 }
 
 impl Answer {
@@ -164,12 +166,22 @@ impl Client {
         }
         let resp = rb.send().map_err(|e| ApiError::Transport(e.to_string()))?;
         let status = resp.status().as_u16();
+        let index = resp
+            .headers()
+            .get("X-Consul-Index")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let body = resp
             .bytes()
             .map_err(|e| ApiError::Transport(e.to_string()))?
             .to_vec();
         if (200..300).contains(&status) || allow.contains(&status) {
-            Ok(Answer { status, body })
+            Ok(Answer {
+                status,
+                body,
+                index,
+            })
         } else {
             Err(ApiError::Status {
                 status,

@@ -3,9 +3,11 @@
 
 mod catalog;
 mod kv;
+mod lock;
 mod misc;
 mod operator;
 pub mod output;
+mod watch;
 
 use crate::api::{Client, ClientConfig};
 use crate::flags::{FlagSet, Parsed};
@@ -87,6 +89,7 @@ const COMMANDS: &[(&str, &str)] = &[
         "leave",
         "Gracefully leaves the Consul cluster and shuts down",
     ),
+    ("lock", "Execute a command holding a lock"),
     ("members", "Lists the members of a Consul cluster"),
     ("monitor", "Stream logs from a Consul agent"),
     (
@@ -100,6 +103,7 @@ const COMMANDS: &[(&str, &str)] = &[
         "Saves, restores and inspects snapshots of Consul server state",
     ),
     ("version", "Prints the Consul version"),
+    ("watch", "Watch for changes in Consul"),
 ];
 
 fn usage() -> String {
@@ -138,6 +142,8 @@ pub fn run(args: &[String]) -> i32 {
         Some("event") => misc::event(rest),
         Some("monitor") => misc::monitor(rest),
         Some("snapshot") => operator::snapshot(rest),
+        Some("lock") => lock::run(rest),
+        Some("watch") => watch::run(rest),
         Some("operator") => operator::run(rest),
         Some(other) => {
             eprintln!("{}", usage());

@@ -175,3 +175,93 @@ fn snapshot_operator_event_and_keygen_cli() {
     let (code, _, err) = n.cli(&["snapshot", "restore", "/nonexistent"]);
     assert_eq!(code, 1, "{err}");
 }
+
+#[test]
+fn lock_excludes_and_semaphore_limits() {
+    let n = Node::dev();
+    let log = n.dir().join("lock.log");
+    let l = log.to_str().unwrap().to_string();
+    // Each holder writes start/end around a sleep; with a lock the intervals never overlap.
+    let script = format!("echo start >> {l}; sleep 0.4; echo end >> {l}");
+    let spawn = |prefix: &str, extra: &[&str]| {
+        let mut args: Vec<String> = vec!["lock".into()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.push(prefix.into());
+        args.push(script.clone());
+        std::process::Command::new(integration_tests::harness::praetor_bin())
+            .args(&args)
+            .env("CONSUL_HTTP_ADDR", &n.http)
+            .spawn()
+            .unwrap()
+    };
+    let kids: Vec<_> = (0..3).map(|_| spawn("locks/app", &[])).collect();
+    for mut k in kids {
+        assert!(k.wait().unwrap().success());
+    }
+    let lines: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), 6, "{lines:?}");
+    for pair in lines.chunks(2) {
+        assert_eq!(pair, ["start", "end"], "holders overlapped: {lines:?}");
+    }
+    // the lock is released and its session gone
+    let (_, out, _) = n.cli(&["kv", "get", "-detailed", "locks/app/.lock"]);
+    assert!(out.contains("Session          -"), "{out}");
+
+    // a semaphore of 2: at most two holders at once
+    std::fs::write(&log, "").unwrap();
+    let kids: Vec<_> = (0..4).map(|_| spawn("locks/sem", &["-n=2"])).collect();
+    for mut k in kids {
+        assert!(k.wait().unwrap().success());
+    }
+    let mut inside = 0;
+    let mut max_inside = 0;
+    for line in std::fs::read_to_string(&log).unwrap().lines() {
+        inside += if line == "start" { 1 } else { -1 };
+        max_inside = max_inside.max(inside);
+    }
+    assert_eq!(
+        max_inside, 2,
+        "the semaphore admits two holders at most, and does admit two"
+    );
+    let (code, _, err) = n.cli(&["lock", "only-prefix"]);
+    assert_eq!(code, 1, "{err}");
+}
+
+#[test]
+fn watch_runs_the_handler_on_changes() {
+    let n = Node::dev();
+    let out = n.dir().join("watch.out");
+    let mut w = std::process::Command::new(integration_tests::harness::praetor_bin())
+        .args([
+            "watch",
+            "-type=key",
+            "-key=watched/k",
+            &format!("cat >> {}; echo >> {}", out.display(), out.display()),
+        ])
+        .env("CONSUL_HTTP_ADDR", &n.http)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    n.cli(&["kv", "put", "watched/k", "one"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    n.cli(&["kv", "put", "watched/k", "two"]);
+    let got = integration_tests::harness::wait_until(
+        std::time::Duration::from_secs(10),
+        "two handler runs after the writes",
+        || {
+            let s = std::fs::read_to_string(&out).ok()?;
+            (s.contains("dHdv")).then_some(s) // base64 of "two"
+        },
+    );
+    let _ = w.kill();
+    let _ = w.wait();
+    assert!(got.contains("b25l"), "the first write was seen too: {got}"); // base64 of "one"
+    assert!(
+        got.starts_with("null"),
+        "the initial state (no key) is delivered first: {got}"
+    );
+}
