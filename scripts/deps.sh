@@ -3,10 +3,11 @@
 # - RocksDB, LZ4 and libclang for the `rocksdb` crate linked against the system library
 #   (see docs/build.md for why not the bundled build);
 # - the third-party clients used by the compatibility tests: Debian's python3-consul, and
-#   py-consul from PyPI in .venv-compat/ (with grpcio's health server for the gRPC checks).
+#   py-consul from PyPI in .venv-compat/ (with grpcio's health server for the gRPC checks),
+#   and Patroni with PostgreSQL for the DCS failover scenario.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=(librocksdb-dev liblz4-dev libclang-dev clang python3-consul python3-venv python3-pip dnsutils curl jq)
+PKGS=(librocksdb-dev liblz4-dev libclang-dev clang python3-consul python3-venv python3-pip dnsutils curl jq postgresql patroni)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -282,3 +282,44 @@ fn other_names_go_to_the_recursors() {
         "recursion available on recursed answers: {full}"
     );
 }
+
+#[test]
+fn only_passing_and_truncation_settings() {
+    let n = Node::start(NodeOptions {
+        dev: true,
+        config: vec![(
+            "dns.json".into(),
+            r#"{"dns_config": {"only_passing": true, "enable_truncate": true, "udp_answer_limit": 2}, "alt_domain": "alt.test"}"#.into(),
+        )],
+        ..Default::default()
+    });
+    register(
+        &n,
+        json!({"ID": "w1", "Name": "w", "Port": 1, "Address": "127.0.5.1", "Check": {"TTL": "60s", "CheckID": "w1-ttl", "Status": "passing"}}),
+    );
+    register(
+        &n,
+        json!({"ID": "w2", "Name": "w", "Port": 2, "Address": "127.0.5.2", "Check": {"TTL": "60s", "CheckID": "w2-ttl", "Status": "warning"}}),
+    );
+    assert_eq!(
+        short(&n, &["w.service.consul"]),
+        vec!["127.0.5.1"],
+        "only_passing drops the warning instance"
+    );
+    assert_eq!(
+        short(&n, &["w.service.alt.test"]),
+        vec!["127.0.5.1"],
+        "alt_domain answers too"
+    );
+    for i in 3..6 {
+        register(
+            &n,
+            json!({"ID": format!("w{i}"), "Name": "w", "Port": i, "Address": format!("127.0.5.{i}")}),
+        );
+    }
+    let full = dig(&n, &["+ignore", "w.service.consul"]);
+    assert!(
+        full.contains(" tc"),
+        "truncation is flagged with enable_truncate: {full}"
+    );
+}

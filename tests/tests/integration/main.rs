@@ -15,6 +15,7 @@ mod http_util;
 mod kv;
 mod linearizable;
 mod multidc;
+mod patroni;
 mod persistence;
 mod sessions;
 mod snapshot;
