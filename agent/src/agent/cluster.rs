@@ -498,3 +498,117 @@ impl RpcBackend for Agent {
         })
     }
 }
+
+impl Agent {
+    /// Hand leadership to `target` (a voter's Raft id; None: the most up-to-date follower).
+    /// openraft 0.9 has no transfer call, so this is done with its runtime switches: the
+    /// other followers' election timers and this leader's heartbeats are paused until the
+    /// followers' leader leases run out, then the target is told to start an election,
+    /// which it wins with an up-to-date log. Everything is switched back on afterwards,
+    /// whatever the outcome.
+    pub async fn transfer_leadership(&self, target: Option<u64>) -> Result<u64, AgentError> {
+        let raft = self
+            .raft
+            .as_ref()
+            .ok_or_else(|| AgentError::BadRequest("not a server".into()))?;
+        if !self.is_leader() {
+            return Err(AgentError::BadRequest(
+                "only the leader can transfer leadership".into(),
+            ));
+        }
+        let (voters, addrs, last, matched, lease) = {
+            let m = raft.metrics();
+            let m = m.borrow();
+            let mem = m.membership_config.membership();
+            let voters: Vec<u64> = mem.voter_ids().collect();
+            let addrs: BTreeMap<u64, String> =
+                mem.nodes().map(|(id, n)| (*id, n.addr.clone())).collect();
+            let matched: BTreeMap<u64, u64> = m
+                .replication
+                .as_ref()
+                .map(|r| {
+                    r.iter()
+                        .map(|(id, l)| (*id, l.map(|l| l.index).unwrap_or(0)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let lease = Duration::from_millis(raft.config().election_timeout_max);
+            (voters, addrs, m.last_log_index.unwrap_or(0), matched, lease)
+        };
+        let target = match target {
+            Some(t) if t == self.raft_id => {
+                return Err(AgentError::BadRequest(
+                    "the target is already the leader".into(),
+                ))
+            }
+            Some(t) if !voters.contains(&t) => {
+                return Err(AgentError::BadRequest(format!("server {t} is not a voter")))
+            }
+            Some(t) => t,
+            None => voters
+                .iter()
+                .filter(|v| **v != self.raft_id)
+                .max_by_key(|v| matched.get(v).copied().unwrap_or(0))
+                .copied()
+                .ok_or_else(|| {
+                    AgentError::BadRequest("no other voter to transfer leadership to".into())
+                })?,
+        };
+        // Let the target catch up first.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let m = raft.metrics().borrow().clone();
+            let t = m
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(&target).copied().flatten())
+                .map(|l| l.index)
+                .unwrap_or(0);
+            if t >= last {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(AgentError::Raft(format!(
+                    "server {target} did not catch up with the leader"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let others: Vec<String> = voters
+            .iter()
+            .filter(|v| **v != self.raft_id && **v != target)
+            .filter_map(|v| addrs.get(v).cloned())
+            .collect();
+        let target_addr = addrs
+            .get(&target)
+            .cloned()
+            .ok_or_else(|| AgentError::Raft("target has no address".into()))?;
+        for a in &others {
+            let _ = rpc::client::elect_timer(&self.http_client, a, false).await;
+        }
+        raft.runtime_config().heartbeat(false);
+        raft.runtime_config().elect(false);
+        tokio::time::sleep(lease + Duration::from_millis(100)).await;
+        let _ = rpc::client::elect_now(&self.http_client, &target_addr).await;
+        let deadline = std::time::Instant::now() + lease * 4 + Duration::from_secs(1);
+        let mut new_leader = None;
+        while std::time::Instant::now() < deadline {
+            if let Some((id, _)) = self.leader().filter(|(id, _)| *id != self.raft_id) {
+                new_leader = Some(id);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        raft.runtime_config().heartbeat(true);
+        raft.runtime_config().elect(true);
+        for a in &others {
+            let _ = rpc::client::elect_timer(&self.http_client, a, true).await;
+        }
+        match new_leader {
+            Some(id) => Ok(id),
+            None => Err(AgentError::Raft(
+                "leadership transfer did not complete; this server stays leader".into(),
+            )),
+        }
+    }
+}

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 /// `operator raft ...`
 pub(super) fn run(args: &[String]) -> i32 {
-    let usage = "Usage: praetor operator raft <subcommand> [options]\n\n  Subcommands: list-peers, remove-peer";
+    let usage = "Usage: praetor operator raft <subcommand> [options]\n\n  Subcommands: list-peers, remove-peer, transfer-leader";
     if args.first().map(String::as_str) != Some("raft") {
         eprintln!("{usage}");
         return 1;
@@ -16,6 +16,7 @@ pub(super) fn run(args: &[String]) -> i32 {
     match args.get(1).map(String::as_str) {
         Some("list-peers") => list_peers(rest),
         Some("remove-peer") => remove_peer(rest),
+        Some("transfer-leader") => transfer_leader(rest),
         _ => {
             eprintln!("{usage}");
             1
@@ -113,6 +114,44 @@ fn remove_peer(args: &[String]) -> i32 {
         }
         Err(e) => {
             eprintln!("Error removing peer: {e}");
+            1
+        }
+    }
+}
+
+fn transfer_leader(args: &[String]) -> i32 {
+    let mut fs = FlagSet::new("operator raft transfer-leader");
+    http_flags(&mut fs);
+    fs.string(
+        "id",
+        "The ID of the server to transfer leadership to (default: any up-to-date voter).",
+    );
+    let p = match parse(
+        &fs,
+        args,
+        "Usage: praetor operator raft transfer-leader [options]",
+    ) {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    let c = match client(&p) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("Error initializing client: {e}");
+            return 1;
+        }
+    };
+    let q: Vec<(&str, String)> = p
+        .get_str("id")
+        .map(|i| vec![("id", i.to_string())])
+        .unwrap_or_default();
+    match c.call("POST", "/v1/operator/raft/transfer-leader", &q, None, &[]) {
+        Ok(_) => {
+            println!("Success");
+            0
+        }
+        Err(e) => {
+            eprintln!("Error transferring leadership: {e}");
             1
         }
     }

@@ -135,6 +135,10 @@ pub fn router(agent: Arc<Agent>) -> Router {
             "/v1/operator/raft/peer",
             axum::routing::delete(operator::remove_peer),
         )
+        .route(
+            "/v1/operator/raft/transfer-leader",
+            axum::routing::post(operator::transfer_leader).put(operator::transfer_leader),
+        )
         // status
         .route("/v1/status/leader", get(status::leader))
         .route("/v1/status/peers", get(status::peers))

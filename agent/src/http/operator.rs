@@ -130,3 +130,20 @@ pub async fn remove_peer(State(agent): State<AppState>, req: Request) -> ApiResu
     }
     Ok(StatusCode::OK.into_response())
 }
+
+/// `POST /v1/operator/raft/transfer-leader[?id=<node-id>]`
+pub async fn transfer_leader(State(agent): State<AppState>, req: Request) -> ApiResult {
+    if !agent.is_leader() {
+        let (_, addr) = agent
+            .leader()
+            .ok_or_else(|| ApiError::internal("No cluster leader"))?;
+        return super::proxy::forward(vec![addr], req).await;
+    }
+    let p = Params::from_parts(req.uri().path(), req.uri().query(), req.headers().clone());
+    let target = p
+        .get("id")
+        .filter(|s| !s.is_empty())
+        .map(crate::agent::raft_id_from_uuid);
+    agent.transfer_leadership(target).await?;
+    super::json(&json!({"Success": true}))
+}

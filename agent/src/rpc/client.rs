@@ -81,3 +81,29 @@ pub async fn raft_state(
         .json()
         .await
 }
+
+/// Turn the election timer of the server at `addr` on or off (leadership transfer).
+pub async fn elect_timer(
+    client: &reqwest::Client,
+    addr: &str,
+    enabled: bool,
+) -> Result<bool, reqwest::Error> {
+    client
+        .put(format!("http://{addr}/rpc/elect-timer/{enabled}"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await?
+        .json()
+        .await
+}
+
+/// Ask the server at `addr` to start an election now (leadership transfer).
+pub async fn elect_now(client: &reqwest::Client, addr: &str) -> Result<bool, reqwest::Error> {
+    client
+        .put(format!("http://{addr}/rpc/elect-now"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await?
+        .json()
+        .await
+}

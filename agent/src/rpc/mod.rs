@@ -71,6 +71,8 @@ pub fn router<B: RpcBackend>(backend: Arc<B>) -> Router {
         .route("/rpc/read-index/{mode}", get(read_index::<B>))
         .route("/rpc/session-renew/{id}", put(renew::<B>))
         .route("/rpc/node-view/{node}", get(node_view::<B>))
+        .route("/rpc/elect-timer/{enabled}", put(elect_timer::<B>))
+        .route("/rpc/elect-now", put(elect_now::<B>))
         .with_state(backend)
 }
 
@@ -147,6 +149,26 @@ async fn node_view<B: RpcBackend>(
     Path(node): Path<String>,
 ) -> Json<NodeView> {
     Json(b.node_view(&node))
+}
+
+async fn elect_timer<B: RpcBackend>(
+    State(b): State<Arc<B>>,
+    Path(enabled): Path<String>,
+) -> Json<bool> {
+    match b.raft() {
+        Some(r) => {
+            r.runtime_config().elect(enabled == "true");
+            Json(true)
+        }
+        None => Json(false),
+    }
+}
+
+async fn elect_now<B: RpcBackend>(State(b): State<Arc<B>>) -> Json<bool> {
+    match b.raft() {
+        Some(r) => Json(r.trigger().elect().await.is_ok()),
+        None => Json(false),
+    }
 }
 
 /// Apply a command on this server if it is the leader.

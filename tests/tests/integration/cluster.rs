@@ -295,3 +295,67 @@ fn operator_raft_configuration_and_remove_peer() {
         500
     );
 }
+
+#[test]
+fn transfer_leadership() {
+    let s1 = server("t1", None);
+    let s2 = server("t2", Some(&s1.serf));
+    let s3 = server("t3", Some(&s1.serf));
+    for s in [&s1, &s2, &s3] {
+        s.wait_ready();
+    }
+    let conf = wait_until(LONG, "three voters", || {
+        let c = get(&s1, "/v1/operator/raft/configuration").json();
+        (c["Servers"].as_array()?.len() == 3).then_some(c)
+    });
+    let servers = conf["Servers"].as_array().unwrap().clone();
+    let leader = servers.iter().find(|s| s["Leader"] == true).unwrap()["Node"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let target = servers
+        .iter()
+        .find(|s| s["Node"] != leader.as_str())
+        .unwrap();
+    let (target_name, target_id) = (
+        target["Node"].as_str().unwrap().to_string(),
+        target["ID"].as_str().unwrap().to_string(),
+    );
+    let nodes = [&s1, &s2, &s3];
+    let asker = nodes
+        .iter()
+        .find(|n| n.name() != leader && n.name() != target_name)
+        .unwrap();
+    let (code, out, err) = asker.cli(&[
+        "operator",
+        "raft",
+        "transfer-leader",
+        &format!("-id={target_id}"),
+    ]);
+    assert_eq!((code, out.trim()), (0, "Success"), "{err}");
+    wait_until(LONG, "the target to lead", || {
+        let c = get(&s1, "/v1/operator/raft/configuration").json();
+        let l = c["Servers"]
+            .as_array()?
+            .iter()
+            .find(|s| s["Leader"] == true)?["Node"]
+            .as_str()?
+            .to_string();
+        (l == target_name).then_some(())
+    });
+    assert_eq!(put(&s1, "/v1/kv/after-transfer", "ok").body, "true");
+    // without an id: any up-to-date voter
+    let (code, _, err) = s1.cli(&["operator", "raft", "transfer-leader"]);
+    assert_eq!(code, 0, "{err}");
+    wait_until(LONG, "a new leader", || {
+        let c = get(&s2, "/v1/operator/raft/configuration").json();
+        let l = c["Servers"]
+            .as_array()?
+            .iter()
+            .find(|s| s["Leader"] == true)?["Node"]
+            .as_str()?
+            .to_string();
+        (l != target_name).then_some(())
+    });
+    assert_eq!(put(&s3, "/v1/kv/after-second-transfer", "ok").body, "true");
+}
