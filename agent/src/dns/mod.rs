@@ -112,6 +112,24 @@ fn normalize_domain(d: &str) -> String {
     format!("{}.", d.to_ascii_lowercase())
 }
 
+/// Bind UDP and TCP on the same port. With port 0 the UDP port is picked first and TCP
+/// may find it taken by someone else: then try again with another port.
+async fn bind_pair(
+    addr: &str,
+) -> std::io::Result<(tokio::net::UdpSocket, tokio::net::TcpListener, SocketAddr)> {
+    let ephemeral = addr.ends_with(":0");
+    let mut last = None;
+    for _ in 0..(if ephemeral { 50 } else { 1 }) {
+        let udp = tokio::net::UdpSocket::bind(addr).await?;
+        let bound = udp.local_addr()?;
+        match tokio::net::TcpListener::bind(bound).await {
+            Ok(tcp) => return Ok((udp, tcp, bound)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free port for DNS")))
+}
+
 /// Bind UDP and TCP on `addr` (port 0 picks one, the same for both) and serve until the
 /// agent shuts down. Returns the bound address.
 pub async fn serve<L: lookup::DnsLookup>(
@@ -120,9 +138,7 @@ pub async fn serve<L: lookup::DnsLookup>(
     addr: &str,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
-    let udp = tokio::net::UdpSocket::bind(addr).await?;
-    let bound = udp.local_addr()?;
-    let tcp = tokio::net::TcpListener::bind(bound).await?;
+    let (udp, tcp, bound) = bind_pair(addr).await?;
     let mut server = hickory_server::ServerFuture::new(handler::DnsHandler::new(lookup, settings));
     server.register_socket(udp);
     server.register_listener(tcp, Duration::from_secs(5));

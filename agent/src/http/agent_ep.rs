@@ -44,6 +44,31 @@ fn self_member(agent: &AppState) -> Value {
     }
 }
 
+/// Consul's `raft` stats section (strings, as Consul reports them); empty on clients.
+fn raft_stats(agent: &AppState) -> Value {
+    let Some(raft) = agent.raft() else {
+        return json!({});
+    };
+    let m = raft.metrics().borrow().clone();
+    let idx = |l: Option<openraft::LogId<u64>>| l.map(|l| l.index).unwrap_or(0).to_string();
+    json!({
+        "state": match m.state {
+            openraft::ServerState::Leader => "Leader",
+            openraft::ServerState::Candidate => "Candidate",
+            openraft::ServerState::Learner => "Learner",
+            openraft::ServerState::Shutdown => "Shutdown",
+            openraft::ServerState::Follower => "Follower",
+        },
+        "term": m.current_term.to_string(),
+        "last_log_index": m.last_log_index.unwrap_or(0).to_string(),
+        "applied_index": idx(m.last_applied),
+        "last_snapshot_index": idx(m.snapshot),
+        "purged_index": idx(m.purged),
+        "num_peers": agent.peers().len().saturating_sub(1).to_string(),
+        "last_contact": format!("{}ms", agent.last_contact_ms()),
+    })
+}
+
 /// `GET /v1/agent/self`
 pub async fn self_(State(agent): State<AppState>, p: Params) -> ApiResult {
     let q = p.query_options()?;
@@ -65,7 +90,7 @@ pub async fn self_(State(agent): State<AppState>, p: Params) -> ApiResult {
         "Member": self_member(&agent),
         "Stats": {
             "agent": {"check_monitors": "0", "check_ttls": "0", "checks": agent.local.lock().map(|l| l.checks.len()).unwrap_or(0).to_string(), "services": agent.local.lock().map(|l| l.services.len()).unwrap_or(0).to_string()},
-            "raft": {"state": if agent.is_leader() { "Leader" } else { "Follower" }, "num_peers": agent.peers().len().saturating_sub(1).to_string()},
+            "raft": raft_stats(&agent),
             "runtime": {"arch": std::env::consts::ARCH, "os": std::env::consts::OS, "version": "rust"},
         },
         "Meta": cfg.node_meta,

@@ -84,4 +84,16 @@ fn many_writes_with_snapshots_then_restart() {
     assert_eq!(get(&n, "/v1/kv/bulk/7?raw").body, "1007");
     let snap_dir = n.dir().join("data/raft");
     assert!(snap_dir.exists());
+    // Log compaction keeps the log bounded: at most the snapshot threshold plus the trailing
+    // logs (and the entries since the last snapshot) remain after 1500 writes.
+    let num = |v: &serde_json::Value| v.as_str().unwrap().parse::<u64>().unwrap();
+    let raft = get(&n, "/v1/agent/self").json()["Stats"]["raft"].clone();
+    let (last, purged, snap) = (
+        num(&raft["last_log_index"]),
+        num(&raft["purged_index"]),
+        num(&raft["last_snapshot_index"]),
+    );
+    assert!(snap >= 1024, "snapshots were taken: {raft}");
+    assert!(purged > 0, "old log entries were purged: {raft}");
+    assert!(last - purged <= 256 + 64 + 64, "log kept bounded: {raft}");
 }
