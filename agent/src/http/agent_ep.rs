@@ -97,7 +97,13 @@ pub async fn self_(State(agent): State<AppState>, p: Params) -> ApiResult {
         "xDS": Value::Null,
     });
     let resp = super::json_body(&body, q.pretty)?;
-    Ok(([("Content-Type", "application/json")], resp).into_response())
+    let resp = ([("Content-Type", "application/json")], resp).into_response();
+    Ok(super::with_meta(
+        &agent,
+        resp,
+        agent.read(|s| s.last_index()),
+        &q,
+    ))
 }
 
 /// `GET /v1/agent/members` (`?wan` lists the WAN pool: only this server until WAN
@@ -114,7 +120,13 @@ pub async fn members(State(agent): State<AppState>, p: Params) -> ApiResult {
         None => vec![self_member(&agent)],
     };
     let resp = super::json_body(&list, q.pretty)?;
-    Ok(([("Content-Type", "application/json")], resp).into_response())
+    let resp = ([("Content-Type", "application/json")], resp).into_response();
+    Ok(super::with_meta(
+        &agent,
+        resp,
+        agent.read(|s| s.last_index()),
+        &q,
+    ))
 }
 
 /// `PUT /v1/agent/join/<address>`
@@ -149,7 +161,13 @@ fn local_services(agent: &AppState) -> BTreeMap<String, ServiceJson> {
 pub async fn services(State(agent): State<AppState>, p: Params) -> ApiResult {
     let q = p.query_options()?;
     let resp = super::json_body(&local_services(&agent), q.pretty)?;
-    Ok(([("Content-Type", "application/json")], resp).into_response())
+    let resp = ([("Content-Type", "application/json")], resp).into_response();
+    Ok(super::with_meta(
+        &agent,
+        resp,
+        agent.read(|s| s.last_index()),
+        &q,
+    ))
 }
 
 /// `GET /v1/agent/service/<id>`
@@ -181,7 +199,13 @@ pub async fn checks(State(agent): State<AppState>, p: Params) -> ApiResult {
             .collect()
     };
     let resp = super::json_body(&out, q.pretty)?;
-    Ok(([("Content-Type", "application/json")], resp).into_response())
+    let resp = ([("Content-Type", "application/json")], resp).into_response();
+    Ok(super::with_meta(
+        &agent,
+        resp,
+        agent.read(|s| s.last_index()),
+        &q,
+    ))
 }
 
 /// `PUT /v1/agent/service/register`

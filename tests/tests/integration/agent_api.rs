@@ -13,6 +13,18 @@ fn agent_self_and_members() {
     assert_eq!(s["Config"]["Datacenter"], "dc1");
     assert_eq!(s["Config"]["NodeName"], "node1");
     assert_eq!(s["Config"]["Server"], true);
+    for path in [
+        "/v1/agent/self",
+        "/v1/agent/members",
+        "/v1/agent/services",
+        "/v1/agent/checks",
+        "/v1/status/leader",
+        "/v1/status/peers",
+    ] {
+        let r = get(&n, path);
+        assert!(r.index() >= 1, "{path} carries X-Consul-Index");
+        assert_eq!(r.header("X-Consul-KnownLeader"), "true", "{path}");
+    }
     let m = get(&n, "/v1/agent/members").json();
     assert_eq!(m[0]["Name"], "node1");
     assert_eq!(m[0]["Status"], 1);
