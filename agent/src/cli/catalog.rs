@@ -1,7 +1,7 @@
 //! `catalog datacenters|nodes|services` and `services register|deregister`.
 
 use super::output::columnize;
-use super::{client, http_flags, parse};
+use super::{client, connect, http_flags, parse};
 use crate::flags::FlagSet;
 use serde_json::{json, Value};
 
@@ -32,10 +32,11 @@ fn fail(e: impl std::fmt::Display) -> i32 {
 fn datacenters(args: &[String]) -> i32 {
     let mut fs = FlagSet::new("catalog datacenters");
     http_flags(&mut fs);
-    let p = match parse(&fs, args, "Usage: praetor catalog datacenters [options]") {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let p = or_exit!(parse(
+        &fs,
+        args,
+        "Usage: praetor catalog datacenters [options]"
+    ));
     let c = match client(&p) {
         Ok(c) => c,
         Err(e) => return fail(e),
@@ -68,10 +69,7 @@ fn nodes(args: &[String]) -> i32 {
             "near",
             "Node name to sort the node list by estimated round-trip time.",
         );
-    let p = match parse(&fs, args, "Usage: praetor catalog nodes [options]") {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let p = or_exit!(parse(&fs, args, "Usage: praetor catalog nodes [options]"));
     let c = match client(&p) {
         Ok(c) => c,
         Err(e) => return fail(e),
@@ -149,10 +147,11 @@ fn list_services(args: &[String]) -> i32 {
     )
     .string("node", "Node id or name for which to list services.")
     .repeated("node-meta", "Metadata to filter nodes with (key=value).");
-    let p = match parse(&fs, args, "Usage: praetor catalog services [options]") {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let p = or_exit!(parse(
+        &fs,
+        args,
+        "Usage: praetor catalog services [options]"
+    ));
     let c = match client(&p) {
         Ok(c) => c,
         Err(e) => return fail(e),
@@ -271,10 +270,7 @@ pub(super) fn services(args: &[String]) -> i32 {
     } else {
         "Usage: praetor services deregister [options] [FILE...]"
     };
-    let p = match parse(&fs, rest, usage) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let p = or_exit!(parse(&fs, rest, usage));
     let mut defs: Vec<Value> = Vec::new();
     for f in p.positional() {
         match definitions_from_file(f) {
@@ -309,13 +305,7 @@ pub(super) fn services(args: &[String]) -> i32 {
             "Port": p.get_int("port").unwrap_or(0), "Tags": p.get_all("tag"), "Meta": meta,
         }));
     }
-    let c = match client(&p) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("Error: {e}");
-            return 1;
-        }
-    };
+    let c = or_exit!(connect(&p, "Error"));
     for d in defs {
         let name = d
             .get("Name")

@@ -1,7 +1,7 @@
 //! `kv put|get|delete|export|import` with Consul's flags and messages.
 
 use super::output::detailed;
-use super::{client, http_flags, parse};
+use super::{connect, http_flags, parse};
 use crate::api::KvPair;
 use crate::flags::FlagSet;
 use base64::Engine;
@@ -69,10 +69,7 @@ fn put(args: &[String]) -> i32 {
             "User-defined identifier for this session as a string.",
         );
     let usage = "Usage: praetor kv put [options] KEY [DATA]";
-    let p = match parse(&fs, args, usage) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let p = or_exit!(parse(&fs, args, usage));
     let pos = p.positional();
     let Some(key) = pos.first() else {
         eprintln!("Error! Missing KEY argument");
@@ -127,13 +124,7 @@ fn put(args: &[String]) -> i32 {
     if release {
         q.push(("release", session.clone()));
     }
-    let c = match client(&p) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("Error! {e}");
-            return 1;
-        }
-    };
+    let c = or_exit!(connect(&p, "Error!"));
     match c.kv_put(key, data, &q) {
         Ok(true) if acquire => println!("Success! Lock acquired on: {key}"),
         Ok(true) if release => println!("Success! Lock released on: {key}"),
@@ -198,22 +189,17 @@ fn get(args: &[String]) -> i32 {
             "separator",
             "String to use as a separator between keys (default \"/\" with -keys).",
         );
-    let p = match parse(&fs, args, "Usage: praetor kv get [options] [KEY_OR_PREFIX]") {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let p = or_exit!(parse(
+        &fs,
+        args,
+        "Usage: praetor kv get [options] [KEY_OR_PREFIX]"
+    ));
     let key = p.positional().first().cloned().unwrap_or_default();
     let (b64, det) = (
         p.get_bool("base64").unwrap_or(false),
         p.get_bool("detailed").unwrap_or(false),
     );
-    let c = match client(&p) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("Error! {e}");
-            return 1;
-        }
-    };
+    let c = or_exit!(connect(&p, "Error!"));
     let show = |kv: &KvPair| -> Vec<u8> {
         if b64 {
             base64::engine::general_purpose::STANDARD
@@ -323,13 +309,7 @@ fn delete(args: &[String]) -> i32 {
     if cas {
         q.push(("cas", p.get_int("modify-index").unwrap_or(0).to_string()));
     }
-    let c = match client(&p) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("Error! {e}");
-            return 1;
-        }
-    };
+    let c = or_exit!(connect(&p, "Error!"));
     match c.kv_delete(&key, &q) {
         Ok(true) if recurse => println!("Success! Deleted keys with prefix: {key}"),
         Ok(true) => println!("Success! Deleted key: {key}"),
@@ -356,18 +336,13 @@ struct Exported {
 fn export(args: &[String]) -> i32 {
     let mut fs = FlagSet::new("kv export");
     http_flags(&mut fs);
-    let p = match parse(&fs, args, "Usage: praetor kv export [options] [PREFIX]") {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let p = or_exit!(parse(
+        &fs,
+        args,
+        "Usage: praetor kv export [options] [PREFIX]"
+    ));
     let prefix = p.positional().first().cloned().unwrap_or_default();
-    let c = match client(&p) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("Error! {e}");
-            return 1;
-        }
-    };
+    let c = or_exit!(connect(&p, "Error!"));
     match c.kv_list(&prefix) {
         Ok(list) => {
             let out: Vec<Exported> = list
@@ -400,10 +375,11 @@ fn import(args: &[String]) -> i32 {
     let mut fs = FlagSet::new("kv import");
     http_flags(&mut fs);
     fs.string("prefix", "Key prefix for imported data.");
-    let p = match parse(&fs, args, "Usage: praetor kv import [options] [DATA]") {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let p = or_exit!(parse(
+        &fs,
+        args,
+        "Usage: praetor kv import [options] [DATA]"
+    ));
     let data = match data_arg(p.positional().first()) {
         Ok(d) if !d.is_empty() => d,
         Ok(_) => {
@@ -422,13 +398,7 @@ fn import(args: &[String]) -> i32 {
             return 1;
         }
     };
-    let c = match client(&p) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("Error! {e}");
-            return 1;
-        }
-    };
+    let c = or_exit!(connect(&p, "Error!"));
     let prefix = p.get_str("prefix").unwrap_or("");
     for e in entries {
         let value = match base64::engine::general_purpose::STANDARD.decode(&e.value) {

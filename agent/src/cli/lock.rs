@@ -4,7 +4,7 @@
 //! `PREFIX/.lock` holder document updated by check-and-set). The session is renewed while
 //! the command runs; if the lock is lost the command is killed.
 
-use super::{client, http_flags, parse};
+use super::{client, connect, http_flags, parse};
 use crate::api::{Client, KvPair};
 use crate::flags::FlagSet;
 use serde_json::{json, Value};
@@ -221,10 +221,7 @@ pub(super) fn run(args: &[String]) -> i32 {
     .bool("monitor-retry", "Ignored.")
     .int("child-exit-code", "Ignored.");
     let usage = "Usage: praetor lock [options] prefix child...";
-    let p = match parse(&fs, args, usage) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let p = or_exit!(parse(&fs, args, usage));
     let pos = p.positional();
     if pos.len() < 2 {
         eprintln!("Key prefix and child command must be specified\n\n{usage}");
@@ -237,13 +234,7 @@ pub(super) fn run(args: &[String]) -> i32 {
         eprintln!("Lock holder limit must be positive");
         return 1;
     }
-    let c = match client(&p) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("Error connecting to Consul agent: {e}");
-            return 1;
-        }
-    };
+    let c = or_exit!(connect(&p, "Error connecting to Consul agent"));
     let name = p
         .get_str("name")
         .map(str::to_string)

@@ -2,7 +2,7 @@
 //! `event`, `monitor`.
 
 use super::output::columnize;
-use super::{client, http_flags, parse};
+use super::{client, connect, http_flags, parse};
 use crate::flags::FlagSet;
 use base64::Engine;
 use serde_json::Value;
@@ -27,10 +27,7 @@ fn simple(
 pub(super) fn version(args: &[String]) -> i32 {
     let mut fs = FlagSet::new("version");
     fs.string("format", "Output format: pretty or json.");
-    let p = match parse(&fs, args, "Usage: praetor version [options]") {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let p = or_exit!(parse(&fs, args, "Usage: praetor version [options]"));
     let v = crate::CONSUL_COMPAT_VERSION;
     match p.get_str("format").unwrap_or("pretty") {
         "json" => {
@@ -74,17 +71,8 @@ pub(super) fn members(args: &[String]) -> i32 {
         .bool("wan", "If the agent is in server mode, this can be used to return the other peers in the WAN pool.")
         .string("segment", "(Enterprise-only) segment to list.")
         .string("partition", "(Enterprise-only) partition to list.");
-    let p = match parse(&fs, args, "Usage: praetor members [options]") {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
-    let c = match client(&p) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("Error retrieving members: {e}");
-            return 1;
-        }
-    };
+    let p = or_exit!(parse(&fs, args, "Usage: praetor members [options]"));
+    let c = or_exit!(connect(&p, "Error retrieving members"));
     let q: Vec<(&str, String)> = if p.get_bool("wan").unwrap_or(false) {
         vec![("wan", "1".into())]
     } else {
@@ -249,21 +237,16 @@ pub(super) fn join(args: &[String]) -> i32 {
     let mut fs = FlagSet::new("join");
     http_flags(&mut fs);
     fs.bool("wan", "Joins a server to another server in the WAN pool.");
-    let p = match parse(&fs, args, "Usage: praetor join [options] address ...") {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let p = or_exit!(parse(
+        &fs,
+        args,
+        "Usage: praetor join [options] address ..."
+    ));
     if p.positional().is_empty() {
         eprintln!("At least one address to join must be specified.");
         return 1;
     }
-    let c = match client(&p) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("Error connecting to Consul agent: {e}");
-            return 1;
-        }
-    };
+    let c = or_exit!(connect(&p, "Error connecting to Consul agent"));
     let q: Vec<(&str, String)> = if p.get_bool("wan").unwrap_or(false) {
         vec![("wan", "1".into())]
     } else {
@@ -290,21 +273,16 @@ pub(super) fn force_leave(args: &[String]) -> i32 {
     http_flags(&mut fs);
     fs.bool("prune", "Remove agent forcibly from list of members")
         .bool("wan", "Exclusively leave the agent from the WAN serf pool.");
-    let p = match parse(&fs, args, "Usage: praetor force-leave [options] name") {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let p = or_exit!(parse(
+        &fs,
+        args,
+        "Usage: praetor force-leave [options] name"
+    ));
     let Some(node) = p.positional().first() else {
         eprintln!("A node name must be specified to force leave.");
         return 1;
     };
-    let c = match client(&p) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("Error connecting to Consul agent: {e}");
-            return 1;
-        }
-    };
+    let c = or_exit!(connect(&p, "Error connecting to Consul agent"));
     let q: Vec<(&str, String)> = if p.get_bool("prune").unwrap_or(false) {
         vec![("prune", "1".into())]
     } else {
@@ -355,21 +333,12 @@ pub(super) fn event(args: &[String]) -> i32 {
             "Regular expression to filter on service instances.",
         )
         .string("tag", "Regular expression to filter on service tags.");
-    let p = match parse(&fs, args, "Usage: praetor event [options] [payload]") {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let p = or_exit!(parse(&fs, args, "Usage: praetor event [options] [payload]"));
     let Some(name) = p.get_str("name").filter(|n| !n.is_empty()) else {
         eprintln!("Event name must be specified");
         return 1;
     };
-    let c = match client(&p) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("Error connecting to Consul agent: {e}");
-            return 1;
-        }
-    };
+    let c = or_exit!(connect(&p, "Error connecting to Consul agent"));
     let mut q = Vec::new();
     for f in ["node", "service", "tag"] {
         if let Some(v) = p.get_str(f) {
@@ -408,10 +377,7 @@ pub(super) fn monitor(args: &[String]) -> i32 {
     http_flags(&mut fs);
     fs.string("log-level", "Log level of the agent.")
         .bool("log-json", "Output logs in JSON format.");
-    let p = match parse(&fs, args, "Usage: praetor monitor [options]") {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let p = or_exit!(parse(&fs, args, "Usage: praetor monitor [options]"));
     let addr = p
         .get_str("http-addr")
         .map(str::to_string)

@@ -1,6 +1,16 @@
 //! CLI verbs (everything except `praetor agent`), with Consul's flags, wording and exit
 //! codes. They talk to an agent only through [`crate::api`].
 
+/// Unwrap a `Result<T, i32>` or return the exit code from the verb.
+macro_rules! or_exit {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(code) => return code,
+        }
+    };
+}
+
 mod catalog;
 mod kv;
 mod lock;
@@ -56,6 +66,18 @@ pub(crate) fn client(p: &Parsed) -> Result<Client, String> {
         stale: p.get_bool("stale").unwrap_or(false),
     })
     .map_err(|e| e.to_string())
+}
+
+/// A client for the parsed flags, or (after printing `what: error`) exit code 1.
+pub(crate) fn connect(p: &Parsed, what: &str) -> Result<Client, i32> {
+    client(p).map_err(|e| {
+        if what.ends_with('!') {
+            eprintln!("{what} {e}");
+        } else {
+            eprintln!("{what}: {e}");
+        }
+        1
+    })
 }
 
 /// Parse a verb's flags; on `-h` print the usage (exit 0), on errors the message (exit 1).

@@ -1,7 +1,7 @@
 //! `operator raft list-peers|remove-peer` and `snapshot save|restore|inspect`.
 
 use super::output::columnize;
-use super::{client, http_flags, parse};
+use super::{connect, http_flags, parse};
 use crate::flags::FlagSet;
 use serde_json::Value;
 
@@ -35,13 +35,7 @@ fn list_peers(args: &[String]) -> i32 {
         Ok(p) => p,
         Err(c) => return c,
     };
-    let c = match client(&p) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("Error initializing client: {e}");
-            return 1;
-        }
-    };
+    let c = or_exit!(connect(&p, "Error initializing client"));
     let conf: Value = match c.get_json("/v1/operator/raft/configuration", &[]) {
         Ok(v) => v,
         Err(e) => {
@@ -100,13 +94,7 @@ fn remove_peer(args: &[String]) -> i32 {
             return 1;
         }
     };
-    let c = match client(&p) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("Error initializing client: {e}");
-            return 1;
-        }
-    };
+    let c = or_exit!(connect(&p, "Error initializing client"));
     match c.call("DELETE", "/v1/operator/raft/peer", &q, None, &[]) {
         Ok(_) => {
             println!("Removed peer with {what}");
@@ -134,13 +122,7 @@ fn transfer_leader(args: &[String]) -> i32 {
         Ok(p) => p,
         Err(c) => return c,
     };
-    let c = match client(&p) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("Error initializing client: {e}");
-            return 1;
-        }
-    };
+    let c = or_exit!(connect(&p, "Error initializing client"));
     let q: Vec<(&str, String)> = p
         .get_str("id")
         .map(|i| vec![("id", i.to_string())])
@@ -166,23 +148,14 @@ pub(super) fn snapshot(args: &[String]) -> i32 {
     if sub != "inspect" {
         http_flags(&mut fs);
     }
-    let p = match parse(&fs, rest, usage) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let p = or_exit!(parse(&fs, rest, usage));
     let Some(file) = p.positional().first().cloned() else {
         eprintln!("Missing FILE argument\n\n{usage}");
         return 1;
     };
     match sub {
         "save" => {
-            let c = match client(&p) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("Error connecting to Consul agent: {e}");
-                    return 1;
-                }
-            };
+            let c = or_exit!(connect(&p, "Error connecting to Consul agent"));
             let a = match c.call("GET", "/v1/snapshot", &[], None, &[]) {
                 Ok(a) => a,
                 Err(e) => {
@@ -217,13 +190,7 @@ pub(super) fn snapshot(args: &[String]) -> i32 {
                     return 1;
                 }
             };
-            let c = match client(&p) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("Error connecting to Consul agent: {e}");
-                    return 1;
-                }
-            };
+            let c = or_exit!(connect(&p, "Error connecting to Consul agent"));
             match c.call("PUT", "/v1/snapshot", &[], Some(body), &[]) {
                 Ok(_) => {
                     println!("Restored snapshot");

@@ -2,7 +2,7 @@
 //! blocking query in a loop and, on every change, prints the JSON result or pipes it to the
 //! handler command's standard input.
 
-use super::{client, http_flags, parse};
+use super::{connect, http_flags, parse};
 use crate::flags::FlagSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -30,10 +30,7 @@ pub(super) fn run(args: &[String]) -> i32 {
     .string("name", "Event name to watch (type event).")
     .string("shell", "Use a shell to run the handler (default true).");
     let usage = "Usage: praetor watch [options] [child...]";
-    let p = match parse(&fs, args, usage) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let p = or_exit!(parse(&fs, args, usage));
     let kind = p.get_str("type").unwrap_or("");
     let s = |k: &str| p.get_str(k).unwrap_or("").to_string();
     let mut query: Vec<(&str, String)> = Vec::new();
@@ -78,13 +75,7 @@ pub(super) fn run(args: &[String]) -> i32 {
             return 1;
         }
     };
-    let c = match client(&p) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("Error connecting to Consul agent: {e}");
-            return 1;
-        }
-    };
+    let c = or_exit!(connect(&p, "Error connecting to Consul agent"));
     let handler: Vec<String> = p.positional().to_vec();
     let mut index = 0u64;
     let mut last_body: Option<Vec<u8>> = None;
