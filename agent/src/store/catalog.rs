@@ -33,6 +33,32 @@ pub struct CheckServiceNode {
     pub checks: Vec<HealthCheck>,
 }
 
+/// Records that carry Raft indexes; a re-registration equal but for them is a no-op.
+trait HasIndexes: Clone + PartialEq {
+    fn indexes(&mut self) -> (&mut Index, &mut Index);
+}
+
+macro_rules! has_indexes {
+    ($($t:ty),*) => {$(
+        impl HasIndexes for $t {
+            fn indexes(&mut self) -> (&mut Index, &mut Index) {
+                (&mut self.create_index, &mut self.modify_index)
+            }
+        }
+    )*};
+}
+has_indexes!(Node, NodeService, HealthCheck);
+
+fn same_but_indexes<T: HasIndexes>(a: &T, b: &T) -> bool {
+    let (mut a, mut b) = (a.clone(), b.clone());
+    for x in [&mut a, &mut b] {
+        let (c, m) = x.indexes();
+        *c = 0;
+        *m = 0;
+    }
+    a == b
+}
+
 fn svc_index(name: &str) -> String {
     format!("service.{name}")
 }
@@ -88,12 +114,7 @@ impl Store {
     fn ensure_node(&mut self, idx: Index, n: &Node) {
         let mut node = n.clone();
         if let Some(existing) = self.data.nodes.get(&n.node) {
-            let mut cmp = existing.clone();
-            cmp.create_index = 0;
-            cmp.modify_index = 0;
-            node.create_index = 0;
-            node.modify_index = 0;
-            if cmp == node {
+            if same_but_indexes(existing, &node) {
                 return;
             }
             node.create_index = existing.create_index;
@@ -136,12 +157,7 @@ impl Store {
             .and_then(|m| m.get(&s.id))
             .cloned();
         if let Some(e) = &existing {
-            let mut a = e.clone();
-            a.create_index = 0;
-            a.modify_index = 0;
-            svc.create_index = 0;
-            svc.modify_index = 0;
-            if a == svc {
+            if same_but_indexes(e, &svc) {
                 return;
             }
             svc.create_index = e.create_index;
@@ -200,12 +216,7 @@ impl Store {
             .and_then(|m| m.get(&c.check_id))
             .cloned();
         if let Some(e) = &existing {
-            let mut a = e.clone();
-            a.create_index = 0;
-            a.modify_index = 0;
-            chk.create_index = 0;
-            chk.modify_index = 0;
-            if a == chk {
+            if same_but_indexes(e, &chk) {
                 return;
             }
             chk.create_index = e.create_index;

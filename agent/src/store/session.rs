@@ -76,16 +76,13 @@ impl Store {
         true
     }
 
-    pub(super) fn invalidate_sessions_for_check(&mut self, idx: Index, node: &str, check_id: &str) {
+    /// Destroy every session matching `pred`.
+    fn invalidate_where(&mut self, idx: Index, pred: impl Fn(&Session) -> bool) {
         let ids: Vec<String> = self
             .data
             .sessions
             .values()
-            .filter(|s| {
-                s.node == node
-                    && (s.node_checks.iter().any(|c| c == check_id)
-                        || s.service_checks.iter().any(|c| c.id == check_id))
-            })
+            .filter(|s| pred(s))
             .map(|s| s.id.clone())
             .collect();
         for id in ids {
@@ -93,17 +90,18 @@ impl Store {
         }
     }
 
+    /// Sessions bound to a check that went critical (or away) are invalidated.
+    pub(super) fn invalidate_sessions_for_check(&mut self, idx: Index, node: &str, check_id: &str) {
+        self.invalidate_where(idx, |s| {
+            s.node == node
+                && (s.node_checks.iter().any(|c| c == check_id)
+                    || s.service_checks.iter().any(|c| c.id == check_id))
+        });
+    }
+
+    /// Sessions of a node that left the catalog are invalidated.
     pub(super) fn invalidate_node_sessions(&mut self, idx: Index, node: &str) {
-        let ids: Vec<String> = self
-            .data
-            .sessions
-            .values()
-            .filter(|s| s.node == node)
-            .map(|s| s.id.clone())
-            .collect();
-        for id in ids {
-            self.session_destroy(idx, &id);
-        }
+        self.invalidate_where(idx, |s| s.node == node);
     }
 
     /// One session.
