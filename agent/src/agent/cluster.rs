@@ -63,13 +63,17 @@ fn raft_id_of(m: &Member) -> Option<u64> {
     m.tags.get("id").map(|id| super::raft_id_from_uuid(id))
 }
 
-/// Start the join, bootstrap and reconcile loops.
+/// Start the join, bootstrap, reconcile and tombstone GC loops.
 pub(super) fn spawn(agent: Arc<Agent>) {
     if agent.gossip.is_none() {
+        if agent.raft.is_some() {
+            tokio::spawn(tombstone_gc_loop(agent));
+        }
         return;
     }
     tokio::spawn(join_loop(agent.clone()));
     if agent.raft.is_some() {
+        tokio::spawn(tombstone_gc_loop(agent.clone()));
         tokio::spawn(bootstrap_loop(agent.clone()));
         tokio::spawn(reconcile_loop(agent));
     }
@@ -609,6 +613,51 @@ impl Agent {
             None => Err(AgentError::Raft(
                 "leadership transfer did not complete; this server stays leader".into(),
             )),
+        }
+    }
+}
+
+/// How long KV tombstones are kept (Consul: 15 minutes); `PRAETOR_TOMBSTONE_TTL` (a Go
+/// duration) shortens it for tests.
+fn tombstone_ttl() -> Duration {
+    std::env::var("PRAETOR_TOMBSTONE_TTL")
+        .ok()
+        .and_then(|s| crate::types::parse_duration(&s).ok())
+        .unwrap_or(Duration::from_secs(15 * 60))
+}
+
+/// On the leader: remember the KV index over time and reap the tombstones older than the
+/// TTL through the log (Consul's tombstone GC).
+async fn tombstone_gc_loop(agent: Arc<Agent>) {
+    let ttl = tombstone_ttl();
+    let tick = (ttl / 8).clamp(Duration::from_millis(100), Duration::from_secs(30));
+    let mut samples: std::collections::VecDeque<(std::time::Instant, u64)> = Default::default();
+    let mut shutdown = agent.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = shutdown.changed() => return,
+        }
+        if !agent.is_leader() {
+            samples.clear();
+            continue;
+        }
+        let now = std::time::Instant::now();
+        samples.push_back((now, agent.read(|s| s.max_index(&["kvs"]))));
+        let mut upto = None;
+        while let Some((t, i)) = samples.front().copied() {
+            if now.duration_since(t) < ttl {
+                break;
+            }
+            upto = Some(i);
+            samples.pop_front();
+        }
+        let Some(upto) = upto else { continue };
+        let oldest = agent.read(|s| s.kv_oldest_tombstone());
+        if oldest.map(|o| o <= upto).unwrap_or(false) {
+            if let Err(e) = agent.apply_checked(Command::ReapTombstones { upto }).await {
+                tracing::warn!(error = %e, "tombstone GC failed");
+            }
         }
     }
 }

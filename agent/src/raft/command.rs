@@ -33,6 +33,8 @@ pub enum Command {
     SessionDestroy { id: String },
     /// An all-or-nothing transaction.
     Txn(Vec<TxnOp>),
+    /// Reap KV tombstones of deletions at or before an index (tombstone GC).
+    ReapTombstones { upto: Index },
     /// Replace the whole state with a snapshot's (`/v1/snapshot` restore).
     Restore(Box<StoreData>),
     /// No-op used as a write barrier.
@@ -79,6 +81,7 @@ impl Command {
             Command::Txn(_) => "consul.txn.apply",
             Command::Restore(_) => "consul.snapshot.restore",
             Command::Noop => "consul.raft.barrier",
+            Command::ReapTombstones { .. } => "consul.fsm.tombstone.reap",
         }
     }
 
@@ -109,6 +112,10 @@ impl Command {
                 Ok(CommandResponse::Bool(store.session_destroy(idx, id)))
             }
             Command::Txn(ops) => Ok(CommandResponse::Txn(store.txn(idx, ops))),
+            Command::ReapTombstones { upto } => {
+                store.kv_reap_tombstones(*upto);
+                Ok(CommandResponse::Ok)
+            }
             Command::Restore(data) => {
                 store.restore_snapshot_at(idx, (**data).clone());
                 Ok(CommandResponse::Ok)

@@ -120,6 +120,19 @@ impl Store {
         }
     }
 
+    /// Forget tombstones of deletions at or before `upto` (Consul's tombstone GC).
+    pub fn kv_reap_tombstones(&mut self, upto: Index) -> usize {
+        let before = self.data.tombstones.len();
+        self.data.tombstones.retain(|_, i| *i > upto);
+        self.data.tombstone_floor = self.data.tombstone_floor.max(upto);
+        before - self.data.tombstones.len()
+    }
+
+    /// The oldest tombstone's index, if any.
+    pub fn kv_oldest_tombstone(&self) -> Option<Index> {
+        self.data.tombstones.values().min().copied()
+    }
+
     /// Remember a lock delay for `key` (set when a session holding it is invalidated).
     pub(crate) fn set_lock_delay(&mut self, key: &str, delay_ns: u64) {
         if delay_ns > 0 {
@@ -152,7 +165,7 @@ impl Store {
             .map(|(_, i)| *i)
             .max()
             .unwrap_or(0);
-        let idx = entries_max.max(tomb);
+        let idx = entries_max.max(tomb).max(self.data.tombstone_floor);
         if idx == 0 {
             self.max_index(&["kvs"])
         } else {
@@ -252,6 +265,23 @@ mod tests {
             20,
             "empty prefix falls back to the table index"
         );
+    }
+
+    #[test]
+    fn reaped_tombstones_never_lower_a_prefix_index() {
+        let mut s = test_store();
+        s.kv_set(5, "p/a", vec![], 0, &KvOp::Set).unwrap();
+        s.kv_set(6, "p/b", vec![], 0, &KvOp::Set).unwrap();
+        s.kv_delete(9, "p/b", None);
+        assert_eq!(s.kv_list("p/").0, 9);
+        assert_eq!(s.kv_reap_tombstones(9), 1);
+        assert!(s.data.tombstones.is_empty());
+        assert_eq!(
+            s.kv_list("p/").0,
+            9,
+            "the floor keeps the index from going back to 5"
+        );
+        assert_eq!(s.kv_oldest_tombstone(), None);
     }
 
     #[test]

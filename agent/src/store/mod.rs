@@ -47,6 +47,10 @@ pub struct StoreData {
     pub kv: BTreeMap<String, KvEntry>,
     /// Deleted keys and the index of their deletion, so prefix queries see deletes.
     pub tombstones: BTreeMap<String, Index>,
+    /// Tombstones up to this index were reaped; prefix indexes never go below it, so no
+    /// blocking query sees its index go backwards after a reap.
+    #[serde(default)]
+    pub tombstone_floor: Index,
     pub nodes: BTreeMap<String, Node>,
     /// node -> service ID -> service
     pub services: BTreeMap<String, BTreeMap<String, NodeService>>,

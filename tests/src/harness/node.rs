@@ -24,6 +24,8 @@ pub struct NodeOptions {
     pub bootstrap_expect: Option<u32>,
     /// Do not wait for a leader and self-registration (cluster members started one by one).
     pub no_wait: bool,
+    /// Extra environment variables for the agent process.
+    pub env: Vec<(String, String)>,
 }
 
 /// A running (or stopped) agent process.
@@ -156,6 +158,7 @@ impl Node {
     fn spawn(&mut self) {
         let mut child = Command::new(super::praetor_bin())
             .args(self.args())
+            .envs(self.opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .stdin(Stdio::null())

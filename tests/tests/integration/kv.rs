@@ -203,3 +203,37 @@ fn kv_blocking_query_wakes_on_change_not_on_unrelated_writes() {
     );
     assert!(r.index() >= idx);
 }
+
+#[test]
+fn tombstones_are_reaped_without_moving_indexes_back() {
+    let n = integration_tests::harness::Node::start(integration_tests::harness::NodeOptions {
+        dev: true,
+        env: vec![("PRAETOR_TOMBSTONE_TTL".into(), "1s".into())],
+        ..Default::default()
+    });
+    for i in 0..10 {
+        put(&n, &format!("/v1/kv/gone/{i}"), "x");
+    }
+    put(&n, "/v1/kv/stay", "x");
+    assert_eq!(delete(&n, "/v1/kv/gone/?recurse").body, "true");
+    let idx = get(&n, "/v1/kv/gone/?recurse").index();
+    let tombstones = |n: &Node| {
+        let snap: serde_json::Value = reqwest::blocking::get(n.url("/v1/snapshot"))
+            .unwrap()
+            .json()
+            .unwrap();
+        snap["Data"]["tombstones"]
+            .as_object()
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    assert_eq!(tombstones(&n), 10);
+    integration_tests::harness::wait_until(Duration::from_secs(15), "tombstones reaped", || {
+        (tombstones(&n) == 0).then_some(())
+    });
+    assert!(
+        get(&n, "/v1/kv/gone/?recurse").index() >= idx,
+        "the prefix index does not go backwards"
+    );
+    assert_eq!(get(&n, "/v1/kv/stay?raw").body, "x");
+}
