@@ -119,7 +119,7 @@ pub async fn members(State(agent): State<AppState>, p: Params) -> ApiResult {
         Some(g) => g.members().iter().map(member_json).collect(),
         None => vec![self_member(&agent)],
     };
-    let resp = super::json_body(&list, q.pretty)?;
+    let resp = super::read_body(&list, &q)?;
     let resp = ([("Content-Type", "application/json")], resp).into_response();
     Ok(super::with_meta(
         &agent,
@@ -160,7 +160,7 @@ fn local_services(agent: &AppState) -> BTreeMap<String, ServiceJson> {
 /// `GET /v1/agent/services`
 pub async fn services(State(agent): State<AppState>, p: Params) -> ApiResult {
     let q = p.query_options()?;
-    let resp = super::json_body(&local_services(&agent), q.pretty)?;
+    let resp = super::read_body(&local_services(&agent), &q)?;
     let resp = ([("Content-Type", "application/json")], resp).into_response();
     Ok(super::with_meta(
         &agent,
@@ -198,7 +198,7 @@ pub async fn checks(State(agent): State<AppState>, p: Params) -> ApiResult {
             })
             .collect()
     };
-    let resp = super::json_body(&out, q.pretty)?;
+    let resp = super::read_body(&out, &q)?;
     let resp = ([("Content-Type", "application/json")], resp).into_response();
     Ok(super::with_meta(
         &agent,

@@ -7,6 +7,7 @@ mod agent_ep;
 mod catalog;
 pub mod error;
 mod event;
+pub mod filter;
 mod health;
 mod kv;
 mod operator;
@@ -217,9 +218,21 @@ pub fn with_meta(agent: &Agent, mut resp: Response, index: u64, q: &QueryOptions
     resp
 }
 
+/// The JSON body of a read: `?filter=` applied to list results, indented with `?pretty`.
+pub fn read_body<T: Serialize>(v: &T, q: &QueryOptions) -> Result<Vec<u8>, ApiError> {
+    match &q.filter {
+        None => json_body(v, q.pretty),
+        Some(e) => {
+            let val = serde_json::to_value(v)
+                .map_err(|e| ApiError::internal(format!("encoding response: {e}")))?;
+            json_body(&filter::apply(e, val), q.pretty)
+        }
+    }
+}
+
 /// A JSON read response with index metadata.
 pub fn indexed<T: Serialize>(agent: &Agent, index: u64, q: &QueryOptions, v: &T) -> ApiResult {
-    let body = json_body(v, q.pretty)?;
+    let body = read_body(v, q)?;
     let resp = ([("Content-Type", "application/json")], Body::from(body)).into_response();
     Ok(with_meta(agent, resp, index, q))
 }

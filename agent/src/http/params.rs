@@ -190,6 +190,14 @@ impl Params {
             },
             pretty: self.has("pretty") && self.flag("pretty"),
             dc: self.get("dc").filter(|d| !d.is_empty()).map(str::to_string),
+            filter: match self.get("filter").filter(|f| !f.trim().is_empty()) {
+                None => None,
+                Some(f) => Some(super::filter::parse(f).map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "Failed to create boolean expression evaluator: {e}"
+                    ))
+                })?),
+            },
         })
     }
 }
@@ -205,8 +213,10 @@ pub struct QueryOptions {
     pub consistency: Consistency,
     /// Indent the JSON.
     pub pretty: bool,
-    /// Target datacenter (`?dc=`); only the local one is reachable until WAN federation.
+    /// Target datacenter (`?dc=`).
     pub dc: Option<String>,
+    /// `?filter=` expression applied to list results.
+    pub filter: Option<super::filter::Expr>,
 }
 
 impl QueryOptions {

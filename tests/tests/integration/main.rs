@@ -11,6 +11,7 @@ mod compat;
 mod config;
 mod dns;
 mod events;
+mod filter;
 mod http_util;
 mod kv;
 mod linearizable;
