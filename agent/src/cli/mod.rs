@@ -12,6 +12,7 @@ macro_rules! or_exit {
 }
 
 mod catalog;
+mod debug;
 mod kv;
 mod lock;
 mod misc;
@@ -98,6 +99,7 @@ pub(crate) fn parse(fs: &FlagSet, args: &[String], usage: &str) -> Result<Parsed
 const COMMANDS: &[(&str, &str)] = &[
     ("agent", "Runs a Consul agent"),
     ("catalog", "Interact with the catalog"),
+    ("debug", "Records a debugging archive for operators"),
     ("event", "Fire a new event"),
     (
         "force-leave",
@@ -165,6 +167,7 @@ pub fn run(args: &[String]) -> i32 {
         Some("monitor") => misc::monitor(rest),
         Some("snapshot") => operator::snapshot(rest),
         Some("lock") => lock::run(rest),
+        Some("debug") => debug::run(rest),
         Some("watch") => watch::run(rest),
         Some("operator") => operator::run(rest),
         Some(other) => {

@@ -18,6 +18,7 @@ mod snapshot;
 mod status;
 mod telemetry;
 mod txn;
+mod ui;
 
 use crate::agent::Agent;
 use crate::store::{Store, Topic};
@@ -143,6 +144,10 @@ pub fn router(agent: Arc<Agent>) -> Router {
         // status
         .route("/v1/status/leader", get(status::leader))
         .route("/v1/status/peers", get(status::peers))
+        // web UI
+        .route("/ui", get(ui::redirect))
+        .route("/ui/", get(ui::index))
+        .route("/ui/{*rest}", get(ui::index))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

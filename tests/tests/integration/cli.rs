@@ -265,3 +265,53 @@ fn watch_runs_the_handler_on_changes() {
         "the initial state (no key) is delivered first: {got}"
     );
 }
+
+#[test]
+fn debug_bundle() {
+    let n = Node::dev();
+    let out = n.dir().join("bundle");
+    let (code, stdout, err) = n.cli(&[
+        "debug",
+        "-duration=2s",
+        &format!("-output={}", out.display()),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let archive = format!("{}.tar.gz", out.display());
+    assert!(
+        stdout.contains(&format!("Saved debug archive: {archive}")),
+        "{stdout}"
+    );
+    let x = n.dir().join("x");
+    std::fs::create_dir_all(&x).unwrap();
+    assert!(std::process::Command::new("tar")
+        .args(["-xzf", &archive, "-C"])
+        .arg(&x)
+        .status()
+        .unwrap()
+        .success());
+    let b = x.join("bundle");
+    for f in [
+        "agent.json",
+        "members.json",
+        "metrics-start.json",
+        "metrics-end.json",
+        "host.json",
+        "index.json",
+        "consul.log",
+    ] {
+        assert!(b.join(f).exists(), "{f} in the bundle");
+    }
+    let agent: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.join("agent.json")).unwrap()).unwrap();
+    assert_eq!(agent["Config"]["NodeName"], "node1");
+    let logs = std::fs::read_to_string(b.join("consul.log")).unwrap();
+    assert!(logs.contains("monitor attached"), "logs captured: {logs}");
+    let (code, _, _) = n.cli(&[
+        "debug",
+        "-duration=1s",
+        &format!("-output={}", out.display()),
+        "-archive=false",
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.join("agent.json").exists());
+}

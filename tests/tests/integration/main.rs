@@ -22,3 +22,4 @@ mod sessions;
 mod snapshot;
 mod telemetry;
 mod txn;
+mod ui;
