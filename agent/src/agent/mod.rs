@@ -154,6 +154,21 @@ fn raw_u64(cfg: &RuntimeConfig, key: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// The gossip keyring when `encrypt` is set (kept in `data_dir/serf/<file>` outside -dev).
+fn keyring_for(
+    cfg: &RuntimeConfig,
+    data_dir: &std::path::Path,
+    file: &str,
+) -> Result<Option<crate::gossip::keyring::Keyring>, AgentError> {
+    let Some(key) = cfg.encrypt.as_deref().filter(|k| !k.is_empty()) else {
+        return Ok(None);
+    };
+    let path = (!cfg.dev_mode).then(|| data_dir.join("serf").join(file));
+    crate::gossip::keyring::Keyring::new(key, path)
+        .map(Some)
+        .map_err(|e| AgentError::Startup(format!("gossip encryption key: {e}")))
+}
+
 /// The anti-entropy interval: Consul's internal `ae_interval` (default 1 minute).
 pub(crate) fn ae_interval(cfg: &RuntimeConfig) -> Duration {
     cfg.raw
@@ -256,12 +271,14 @@ impl Agent {
             .map_err(|e| AgentError::Startup(format!("serf LAN bind address: {e}")))?;
             let tags = cluster::member_tags(&cfg, &node_id, rpc_addr.port());
             let snapshot = (!cfg.dev_mode).then(|| data_dir.join("serf").join("local.snapshot"));
+            let mut gcfg = GossipConfig::lan();
+            gcfg.keyring = keyring_for(&cfg, &data_dir, "local.keyring")?;
             let g = Gossip::start_with_snapshot(
                 bind,
                 Some(advertise_ip),
                 cfg.node_name.clone(),
                 tags,
-                GossipConfig::lan(),
+                gcfg,
                 snapshot,
             )
             .await
@@ -284,16 +301,12 @@ impl Agent {
             let tags = cluster::member_tags(&cfg, &node_id, rpc_addr.port());
             let snapshot = (!cfg.dev_mode).then(|| data_dir.join("serf").join("remote.snapshot"));
             let name = format!("{}.{}", cfg.node_name, cfg.datacenter);
-            let g = Gossip::start_with_snapshot(
-                bind,
-                Some(advertise_ip),
-                name,
-                tags,
-                GossipConfig::wan(),
-                snapshot,
-            )
-            .await
-            .map_err(|e| AgentError::Startup(e.to_string()))?;
+            let mut gcfg = GossipConfig::wan();
+            gcfg.keyring = keyring_for(&cfg, &data_dir, "remote.keyring")?;
+            let g =
+                Gossip::start_with_snapshot(bind, Some(advertise_ip), name, tags, gcfg, snapshot)
+                    .await
+                    .map_err(|e| AgentError::Startup(e.to_string()))?;
             tracing::info!(addr = %g.local_addr, "serf WAN listening");
             Some(g)
         } else {

@@ -419,3 +419,75 @@ pub(super) fn monitor(args: &[String]) -> i32 {
         }
     }
 }
+
+/// `keyring -list | -install KEY | -use KEY | -remove KEY`
+pub(super) fn keyring(args: &[String]) -> i32 {
+    let mut fs = FlagSet::new("keyring");
+    http_flags(&mut fs);
+    fs.bool("list", "List all keys currently in use within the cluster.")
+        .string("install", "Install a new encryption key.")
+        .string("use", "Change the primary encryption key.")
+        .string("remove", "Remove the given key from the cluster.")
+        .bool(
+            "list-primary",
+            "List all primary keys currently in use within the cluster.",
+        )
+        .int("relay-factor", "Accepted for compatibility.")
+        .bool("local-only", "Accepted for compatibility.");
+    let p = or_exit!(parse(&fs, args, "Usage: praetor keyring [options]"));
+    let c = or_exit!(super::connect(&p, "Error connecting to Consul agent"));
+    let ops = [
+        ("install", "POST", "Installing new gossip encryption key..."),
+        ("use", "PUT", "Changing primary gossip encryption key..."),
+        ("remove", "DELETE", "Removing gossip encryption key..."),
+    ];
+    let chosen: Vec<_> = ops
+        .iter()
+        .filter(|(f, ..)| p.get_str(f).is_some())
+        .collect();
+    let list = p.get_bool("list").unwrap_or(false) || p.get_bool("list-primary").unwrap_or(false);
+    if chosen.len() + usize::from(list) != 1 {
+        eprintln!("Exactly one of -list, -install, -use, or -remove must be provided");
+        return 1;
+    }
+    if let Some((flag, method, msg)) = chosen.first() {
+        println!("==> {msg}");
+        let body = serde_json::json!({ "Key": p.get_str(flag).unwrap_or("") })
+            .to_string()
+            .into_bytes();
+        return match c.call(method, "/v1/operator/keyring", &[], Some(body), &[]) {
+            Ok(_) => 0,
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        };
+    }
+    println!("==> Gathering installed encryption keys...");
+    let pools: Vec<Value> = match c.get_json("/v1/operator/keyring", &[]) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let primary_only = p.get_bool("list-primary").unwrap_or(false);
+    for pool in pools {
+        let n = pool["NumNodes"].as_u64().unwrap_or(0);
+        let title = if pool["WAN"] == true {
+            "WAN".to_string()
+        } else {
+            format!("{} (LAN)", pool["Datacenter"].as_str().unwrap_or(""))
+        };
+        println!("\n{title}:");
+        let keys = if primary_only {
+            &pool["PrimaryKeys"]
+        } else {
+            &pool["Keys"]
+        };
+        for (k, count) in keys.as_object().cloned().unwrap_or_default() {
+            println!("  {k} [{}/{n}]", count.as_u64().unwrap_or(0));
+        }
+    }
+    0
+}

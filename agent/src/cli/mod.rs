@@ -108,6 +108,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("info", "Provides debugging information for operators."),
     ("join", "Tell Consul agent to join cluster"),
     ("keygen", "Generates a new encryption key"),
+    ("keyring", "Manages gossip layer encryption keys"),
     ("kv", "Interact with the key-value store"),
     (
         "leave",
@@ -163,6 +164,7 @@ pub fn run(args: &[String]) -> i32 {
         Some("join") => misc::join(rest),
         Some("force-leave") => misc::force_leave(rest),
         Some("keygen") => misc::keygen(rest),
+        Some("keyring") => misc::keyring(rest),
         Some("event") => misc::event(rest),
         Some("monitor") => misc::monitor(rest),
         Some("snapshot") => operator::snapshot(rest),

@@ -5,7 +5,8 @@
 //! foca does the protocol and owns no I/O; `task.rs` drives it with one UDP socket, a timer
 //! queue and a command channel. Why foca: see docs/gossip.md.
 
-mod task;
+pub mod keyring;
+pub mod task;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -110,6 +111,8 @@ pub struct GossipConfig {
     pub probe_period: Duration,
     pub probe_rtt: Duration,
     pub suspect_to_down: Duration,
+    /// Encrypt every packet with these keys (Consul's `encrypt`).
+    pub keyring: Option<keyring::Keyring>,
 }
 
 impl GossipConfig {
@@ -119,6 +122,7 @@ impl GossipConfig {
             probe_period: Duration::from_secs(5),
             probe_rtt: Duration::from_secs(3),
             suspect_to_down: Duration::from_secs(30),
+            keyring: None,
         }
     }
 
@@ -128,6 +132,7 @@ impl GossipConfig {
             probe_period: Duration::from_secs(1),
             probe_rtt: Duration::from_millis(500),
             suspect_to_down: Duration::from_secs(4),
+            keyring: None,
         }
     }
 }
@@ -137,6 +142,10 @@ pub(crate) type Members = Arc<RwLock<BTreeMap<String, Member>>>;
 pub(crate) enum Cmd {
     Join(Vec<SocketAddr>, oneshot::Sender<usize>),
     User(Vec<u8>),
+    /// Apply a keyring operation on every alive member (this one included).
+    KeyOp(task::KeyOp, String),
+    /// Ask every alive member for its keys; answers gathered for a short while.
+    KeyList(oneshot::Sender<Vec<(String, Vec<String>)>>),
     Leave(oneshot::Sender<()>),
     ForceLeave(String, bool, oneshot::Sender<bool>),
 }
@@ -270,6 +279,24 @@ impl Gossip {
         self.events.subscribe()
     }
 
+    /// Install, use or remove a gossip key on every alive member.
+    pub async fn key_op(&self, op: task::KeyOp, key: &str) -> Result<(), GossipError> {
+        self.cmd
+            .send(Cmd::KeyOp(op, key.to_string()))
+            .await
+            .map_err(|_| GossipError::Stopped)
+    }
+
+    /// Each alive member's installed keys (primary first), by member name.
+    pub async fn key_list(&self) -> Result<Vec<(String, Vec<String>)>, GossipError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd
+            .send(Cmd::KeyList(tx))
+            .await
+            .map_err(|_| GossipError::Stopped)?;
+        rx.await.map_err(|_| GossipError::Stopped)
+    }
+
     /// Send a user event (opaque bytes) to every alive member; it is delivered locally too.
     pub async fn send_user_event(&self, data: Vec<u8>) -> Result<(), GossipError> {
         let _ = self.user.send(data.clone());
@@ -360,6 +387,7 @@ mod tests {
             probe_period: Duration::from_millis(200),
             probe_rtt: Duration::from_millis(100),
             suspect_to_down: Duration::from_millis(800),
+            keyring: None,
         }
     }
 

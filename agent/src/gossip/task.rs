@@ -20,6 +20,14 @@ const TAG_CONTROL: u8 = 1;
 /// How long a join waits for the contacted members to answer.
 const JOIN_WAIT: Duration = Duration::from_secs(5);
 
+/// A keyring operation sent to every member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyOp {
+    Install,
+    Use,
+    Remove,
+}
+
 #[derive(Serialize, Deserialize)]
 enum Control {
     /// The sender is leaving gracefully.
@@ -28,7 +36,19 @@ enum Control {
     ForceLeave { name: String, prune: bool },
     /// A user event (`consul event`), opaque here.
     User { data: Vec<u8> },
+    /// Apply a keyring operation.
+    Key { op: KeyOp, key: String },
+    /// Which keys do you have? Answer to `reply_to`.
+    KeyQuery { id: u64, reply_to: SocketAddr },
+    /// My keys, primary first.
+    KeyReply {
+        id: u64,
+        name: String,
+        keys: Vec<String>,
+    },
 }
+
+type KeyAnswers = Vec<(String, Vec<String>)>;
 
 type Swim = Foca<MemberId, PostcardCodec, foca_rand::rngs::StdRng, foca::NoCustomBroadcast>;
 
@@ -46,6 +66,8 @@ struct State {
     bumps: HashMap<String, u64>,
     joins: Vec<(Vec<SocketAddr>, Instant, oneshot::Sender<usize>)>,
     snapshot: Option<std::path::PathBuf>,
+    keyring: Option<super::keyring::Keyring>,
+    key_queries: HashMap<u64, (Instant, KeyAnswers, oneshot::Sender<KeyAnswers>)>,
 }
 
 /// What the task shares with the `Gossip` handle.
@@ -71,6 +93,7 @@ pub(super) fn spawn(socket: UdpSocket, id: MemberId, cfg: GossipConfig, shared: 
     config.suspect_to_down_after = cfg.suspect_to_down;
     // Consul's reconnect_timeout: failed members are remembered (and retried) for 72 h.
     config.remove_down_after = Some(Duration::from_secs(72 * 3600));
+    let keyring = cfg.keyring.clone();
     let rng = foca_rand::rngs::StdRng::seed_from_u64(rand::random());
     let foca = Foca::new(id, config, rng, PostcardCodec);
     let state = State {
@@ -86,6 +109,8 @@ pub(super) fn spawn(socket: UdpSocket, id: MemberId, cfg: GossipConfig, shared: 
         bumps: HashMap::new(),
         joins: Vec::new(),
         snapshot,
+        keyring,
+        key_queries: HashMap::new(),
     };
     tokio::spawn(run(state, rx));
 }
@@ -94,7 +119,12 @@ async fn run(mut st: State, mut rx: mpsc::Receiver<Cmd>) {
     let mut buf = vec![0u8; 65536];
     loop {
         let next_timer = st.timers.peek().map(|Reverse((t, _))| *t);
-        let next_join = st.joins.iter().map(|(_, d, _)| *d).min();
+        let next_join = st
+            .joins
+            .iter()
+            .map(|(_, d, _)| *d)
+            .chain(st.key_queries.values().map(|(d, ..)| *d))
+            .min();
         let wake = match (next_timer, next_join) {
             (Some(a), Some(b)) => a.min(b),
             (Some(a), None) | (None, Some(a)) => a,
@@ -103,7 +133,14 @@ async fn run(mut st: State, mut rx: mpsc::Receiver<Cmd>) {
         tokio::select! {
             r = st.socket.recv_from(&mut buf) => {
                 if let Ok((n, _from)) = r {
-                    st.packet(&buf[..n]);
+                    let opened = match &st.keyring {
+                        Some(k) => k.open(&buf[..n]),
+                        None => Some(buf[..n].to_vec()),
+                    };
+                    match opened {
+                        Some(data) => st.packet(&data).await,
+                        None => tracing::debug!("dropped a gossip packet that does not open with our keys"),
+                    }
                 }
             }
             cmd = rx.recv() => match cmd {
@@ -120,6 +157,17 @@ async fn run(mut st: State, mut rx: mpsc::Receiver<Cmd>) {
                 }
                 Some(Cmd::User(data)) => {
                     st.send_control(&Control::User { data }).await;
+                }
+                Some(Cmd::KeyOp(op, key)) => {
+                    st.apply_key_op(op, &key);
+                    st.send_control(&Control::Key { op, key }).await;
+                }
+                Some(Cmd::KeyList(tx)) => {
+                    let id: u64 = rand::random();
+                    let me = st.foca.identity().clone();
+                    let mine = st.keyring.as_ref().map(|k| k.list()).unwrap_or_default();
+                    st.key_queries.insert(id, (Instant::now() + Duration::from_secs(1), vec![(me.name.clone(), mine)], tx));
+                    st.send_control(&Control::KeyQuery { id, reply_to: me.addr }).await;
                 }
                 Some(Cmd::Leave(tx)) => {
                     st.leave().await;
@@ -148,6 +196,7 @@ async fn run(mut st: State, mut rx: mpsc::Receiver<Cmd>) {
                     }
                 }
                 st.finish_joins(false);
+                st.finish_key_queries(false);
             }
         }
         st.drain().await;
@@ -155,7 +204,52 @@ async fn run(mut st: State, mut rx: mpsc::Receiver<Cmd>) {
 }
 
 impl State {
-    fn packet(&mut self, data: &[u8]) {
+    /// Seal a packet for the wire when encryption is on.
+    fn wire(&self, pkt: Vec<u8>) -> Option<Vec<u8>> {
+        match &self.keyring {
+            Some(k) => k.seal(&pkt),
+            None => Some(pkt),
+        }
+    }
+
+    fn apply_key_op(&self, op: KeyOp, key: &str) {
+        let Some(k) = &self.keyring else {
+            tracing::warn!("keyring operation ignored: gossip encryption is not enabled");
+            return;
+        };
+        let r = match op {
+            KeyOp::Install => k.install(key),
+            KeyOp::Use => k.use_key(key),
+            KeyOp::Remove => k.remove(key),
+        };
+        if let Err(e) = r {
+            tracing::warn!(error = %e, ?op, "keyring operation failed");
+        }
+    }
+
+    fn finish_key_queries(&mut self, _force: bool) {
+        let now = Instant::now();
+        let alive = self
+            .members
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|m| m.status == MemberStatus::Alive)
+            .count();
+        let done: Vec<u64> = self
+            .key_queries
+            .iter()
+            .filter(|(_, (d, answers, _))| *d <= now || answers.len() >= alive)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in done {
+            if let Some((_, answers, tx)) = self.key_queries.remove(&id) {
+                let _ = tx.send(answers);
+            }
+        }
+    }
+
+    async fn packet(&mut self, data: &[u8]) {
         match data.split_first() {
             Some((&TAG_SWIM, rest)) => {
                 if let Err(e) = self.foca.handle_data(rest, &mut self.rt) {
@@ -174,6 +268,29 @@ impl State {
                 }
                 Ok(Control::User { data }) => {
                     let _ = self.user.send(data);
+                }
+                Ok(Control::Key { op, key }) => self.apply_key_op(op, &key),
+                Ok(Control::KeyQuery { id, reply_to }) => {
+                    let reply = Control::KeyReply {
+                        id,
+                        name: self.foca.identity().name.clone(),
+                        keys: self.keyring.as_ref().map(|k| k.list()).unwrap_or_default(),
+                    };
+                    if let Ok(body) = serde_json::to_vec(&reply) {
+                        let mut pkt = vec![TAG_CONTROL];
+                        pkt.extend(body);
+                        if let Some(p) = self.wire(pkt) {
+                            let _ = self.socket.send_to(&p, reply_to).await;
+                        }
+                    }
+                }
+                Ok(Control::KeyReply { id, name, keys }) => {
+                    if let Some((_, answers, _)) = self.key_queries.get_mut(&id) {
+                        if !answers.iter().any(|(n, _)| n == &name) {
+                            answers.push((name, keys));
+                        }
+                    }
+                    self.finish_key_queries(false);
                 }
                 Err(e) => tracing::trace!(error = %e, "bad control packet"),
             },
@@ -245,6 +362,7 @@ impl State {
             .filter(|m| m.status == MemberStatus::Alive && m.name != me)
             .map(|m| m.addr)
             .collect();
+        let Some(pkt) = self.wire(pkt) else { return };
         // Control messages are small and idempotent: send each a few times over UDP.
         for _ in 0..3 {
             for t in &targets {
@@ -299,6 +417,7 @@ impl State {
             let mut pkt = Vec::with_capacity(data.len() + 1);
             pkt.push(TAG_SWIM);
             pkt.extend_from_slice(&data);
+            let Some(pkt) = self.wire(pkt) else { continue };
             if let Err(e) = self.socket.send_to(&pkt, dst.addr).await {
                 tracing::trace!(error = %e, to = %dst.addr, "gossip send");
             }

@@ -9,6 +9,7 @@ pub mod error;
 mod event;
 pub mod filter;
 mod health;
+mod keyring;
 mod kv;
 mod operator;
 pub mod params;
@@ -126,6 +127,8 @@ pub fn router(agent: Arc<Agent>) -> Router {
         // events
         .route("/v1/event/fire/{*name}", put(event::fire))
         .route("/v1/event/list", get(event::list))
+        // gossip keyring
+        .route("/v1/operator/keyring", any(keyring::keyring))
         // transactions
         .route("/v1/txn", put(txn::txn))
         // operator

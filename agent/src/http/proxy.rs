@@ -28,8 +28,9 @@ const FORWARDED: &[&str] = &[
 const MAX_FORWARD_BODY: usize = 8 * 1024 * 1024;
 
 fn forwarded(path: &str) -> bool {
-    // Sessions are created locally so they default to this agent's node.
-    if path == "/v1/session/create" {
+    // Sessions are created locally so they default to this agent's node; the keyring is
+    // this agent's gossip.
+    if path == "/v1/session/create" || path == "/v1/operator/keyring" {
         return false;
     }
     FORWARDED.iter().any(|p| path.starts_with(p))

@@ -10,6 +10,7 @@ mod cluster;
 mod compat;
 mod config;
 mod dns;
+mod encryption;
 mod events;
 mod filter;
 mod http_util;
