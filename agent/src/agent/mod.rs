@@ -6,6 +6,7 @@ mod cluster;
 mod events;
 pub use events::UserEvent;
 mod local_ops;
+pub mod query;
 mod sessions;
 
 use crate::config::RuntimeConfig;

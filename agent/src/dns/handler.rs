@@ -140,6 +140,11 @@ impl<L: DnsLookup> DnsHandler<L> {
                 let dc = dc.unwrap_or(local_dc);
                 self.node_answer(&owner, &node, &dc, qtype).await
             }
+            DnsQuery::Query { name, dc } => {
+                let dc = dc.unwrap_or(local_dc);
+                self.query_answer(&owner, &name, &dc, &domain, qtype, udp)
+                    .await
+            }
             DnsQuery::Service { service, tag, dc } => {
                 let dc = dc.unwrap_or(local_dc);
                 self.service_answer(&owner, &service, tag.as_deref(), &dc, &domain, qtype, udp)
@@ -232,7 +237,7 @@ impl<L: DnsLookup> DnsHandler<L> {
         if all.is_empty() {
             return Ok(None);
         }
-        let mut healthy: Vec<Instance> = all
+        let healthy: Vec<Instance> = all
             .into_iter()
             .filter(|i| {
                 i.status != HEALTH_CRITICAL
@@ -242,8 +247,49 @@ impl<L: DnsLookup> DnsHandler<L> {
         if healthy.is_empty() {
             return Ok(None); // Consul answers NXDOMAIN when no instance is healthy
         }
-        shuffle(&mut healthy);
         let ttl = self.settings.ttl_for_service(service);
+        Ok(Some(self.instance_records(
+            owner, healthy, ttl, dc, domain, qtype, udp,
+        )))
+    }
+
+    /// A prepared query (`<name>.query[.<dc>].<domain>`): its own health filtering, its
+    /// `DNS.TTL` (else the service TTL).
+    #[allow(clippy::too_many_arguments)]
+    async fn query_answer(
+        &self,
+        owner: &Name,
+        name: &str,
+        dc: &str,
+        domain: &str,
+        qtype: RecordType,
+        udp: bool,
+    ) -> Result<Option<Answer>, LookupError> {
+        let Some((service, nodes, ttl)) = self.lookup.query(dc, name).await? else {
+            return Ok(None);
+        };
+        if nodes.is_empty() {
+            return Ok(None);
+        }
+        let ttl = ttl.unwrap_or_else(|| self.settings.ttl_for_service(&service));
+        Ok(Some(self.instance_records(
+            owner, nodes, ttl, dc, domain, qtype, udp,
+        )))
+    }
+
+    /// A/AAAA/CNAME/SRV/TXT records for instances, with the answer limits applied.
+    #[allow(clippy::too_many_arguments)]
+    fn instance_records(
+        &self,
+        owner: &Name,
+        mut healthy: Vec<Instance>,
+        ttl: u32,
+        dc: &str,
+        domain: &str,
+        qtype: RecordType,
+        udp: bool,
+    ) -> Answer {
+        shuffle(&mut healthy);
         let mut limit = if udp {
             self.settings.udp_answer_limit
         } else {
@@ -341,7 +387,7 @@ impl<L: DnsLookup> DnsHandler<L> {
                 _ => {}
             }
         }
-        Ok(Some(a))
+        a
     }
 
     async fn recurse(&self, request: &Request) -> Option<Vec<u8>> {

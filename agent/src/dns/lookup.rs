@@ -17,6 +17,8 @@ pub struct Instance {
     pub service: NodeService,
     /// `passing`, `warning` or `critical`.
     pub status: &'static str,
+    /// The node's and the service's checks.
+    pub checks: Vec<HealthCheck>,
 }
 
 /// A lookup failure that is not "no such name".
@@ -47,6 +49,30 @@ pub trait DnsLookup: Send + Sync + 'static {
         dc: &str,
         node: &str,
     ) -> impl Future<Output = Result<Option<Node>, LookupError>> + Send;
+    /// Execute a prepared query of `dc`: its service name, the instances, and its DNS TTL.
+    fn query(
+        &self,
+        dc: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<QueryAnswer>, LookupError>> + Send;
+}
+
+/// The service name, the instances and the DNS TTL (seconds) of an executed query.
+pub type QueryAnswer = (String, Vec<Instance>, Option<u32>);
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ExecAnswer {
+    service: String,
+    nodes: Vec<Csn>,
+    #[serde(rename = "DNS")]
+    dns: serde_json::Value,
+}
+
+fn ttl_secs(v: &str) -> Option<u32> {
+    crate::types::parse_duration(v)
+        .ok()
+        .map(|d| d.as_secs() as u32)
 }
 
 #[derive(Deserialize)]
@@ -139,6 +165,7 @@ impl DnsLookup for Agent {
                     status: aggregate_status(&c.checks),
                     node: c.node,
                     service: c.service,
+                    checks: c.checks,
                 })
                 .collect());
         }
@@ -157,6 +184,7 @@ impl DnsLookup for Agent {
                 status: aggregate_status(&c.checks),
                 node: c.node,
                 service: c.service,
+                checks: c.checks,
             })
             .collect())
     }
@@ -174,5 +202,38 @@ impl DnsLookup for Agent {
         let a: NodeAnswer =
             serde_json::from_slice(&body).map_err(|e| LookupError::Unavailable(e.to_string()))?;
         Ok(Some(a.node))
+    }
+
+    async fn query(&self, dc: &str, name: &str) -> Result<Option<QueryAnswer>, LookupError> {
+        if dc == self.datacenter && self.is_server() {
+            let r = self
+                .execute_query(name, 0)
+                .await
+                .map_err(|e| LookupError::Unavailable(e.to_string()))?;
+            return Ok(r.map(|r| {
+                let ttl = ttl_secs(&r.query.dns.ttl);
+                (r.query.service.service, r.nodes, ttl)
+            }));
+        }
+        let Some(body) = self
+            .dns_remote(dc, &format!("/v1/query/{name}/execute"))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let a: ExecAnswer =
+            serde_json::from_slice(&body).map_err(|e| LookupError::Unavailable(e.to_string()))?;
+        let ttl = a.dns.get("TTL").and_then(|v| v.as_str()).and_then(ttl_secs);
+        let nodes = a
+            .nodes
+            .into_iter()
+            .map(|c| Instance {
+                status: aggregate_status(&c.checks),
+                node: c.node,
+                service: c.service,
+                checks: c.checks,
+            })
+            .collect();
+        Ok(Some((a.service, nodes, ttl)))
     }
 }

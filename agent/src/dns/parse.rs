@@ -17,6 +17,8 @@ pub enum DnsQuery {
     },
     /// An address encoded in the name (SRV targets of services with their own address).
     Addr { ip: IpAddr },
+    /// A prepared query by name or ID (`<name>.query`, RFC 2782 `_<name>._tcp.query`).
+    Query { name: String, dc: Option<String> },
 }
 
 /// Why a name under the domain does not resolve.
@@ -89,6 +91,19 @@ pub fn parse(labels: &[String]) -> Result<DnsQuery, ParseError> {
                 tag: Some(tag.clone()),
                 dc,
             }),
+            _ => Err(ParseError::Invalid),
+        },
+        "query" => match head {
+            [n] if !n.starts_with('_') => Ok(DnsQuery::Query {
+                name: n.clone(),
+                dc,
+            }),
+            [a, b] if a.starts_with('_') && b.starts_with('_') && a.len() > 1 => {
+                Ok(DnsQuery::Query {
+                    name: a[1..].to_string(),
+                    dc,
+                })
+            }
             _ => Err(ParseError::Invalid),
         },
         "addr" => match head {
@@ -182,6 +197,20 @@ mod tests {
             q("7f000001.addr.dc1.consul."),
             Ok(DnsQuery::Addr {
                 ip: "127.0.0.1".parse().unwrap()
+            })
+        );
+        assert_eq!(
+            q("geo-db-x.query.consul."),
+            Ok(DnsQuery::Query {
+                name: "geo-db-x".into(),
+                dc: None
+            })
+        );
+        assert_eq!(
+            q("_pq._tcp.query.dc2.consul."),
+            Ok(DnsQuery::Query {
+                name: "pq".into(),
+                dc: Some("dc2".into())
             })
         );
         assert_eq!(q("example.com."), Err(ParseError::NotOurs));

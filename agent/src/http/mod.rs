@@ -14,6 +14,7 @@ mod kv;
 mod operator;
 pub mod params;
 mod proxy;
+mod query;
 mod session;
 mod snapshot;
 mod status;
@@ -127,6 +128,14 @@ pub fn router(agent: Arc<Agent>) -> Router {
         // events
         .route("/v1/event/fire/{*name}", put(event::fire))
         .route("/v1/event/list", get(event::list))
+        // prepared queries
+        .route("/v1/query", get(query::list).post(query::create))
+        .route(
+            "/v1/query/{id}",
+            get(query::get).put(query::update).delete(query::delete),
+        )
+        .route("/v1/query/{id}/execute", get(query::execute))
+        .route("/v1/query/{id}/explain", get(query::explain))
         // gossip keyring
         .route("/v1/operator/keyring", any(keyring::keyring))
         // transactions

@@ -33,6 +33,10 @@ pub enum Command {
     SessionDestroy { id: String },
     /// An all-or-nothing transaction.
     Txn(Vec<TxnOp>),
+    /// Create or replace a prepared query.
+    QuerySet(Box<crate::store::query::PreparedQuery>),
+    /// Delete a prepared query.
+    QueryDelete { id: String },
     /// Reap KV tombstones of deletions at or before an index (tombstone GC).
     ReapTombstones { upto: Index },
     /// Replace the whole state with a snapshot's (`/v1/snapshot` restore).
@@ -82,6 +86,7 @@ impl Command {
             Command::Restore(_) => "consul.snapshot.restore",
             Command::Noop => "consul.raft.barrier",
             Command::ReapTombstones { .. } => "consul.fsm.tombstone.reap",
+            Command::QuerySet(_) | Command::QueryDelete { .. } => "consul.prepared-query.apply",
         }
     }
 
@@ -112,6 +117,8 @@ impl Command {
                 Ok(CommandResponse::Bool(store.session_destroy(idx, id)))
             }
             Command::Txn(ops) => Ok(CommandResponse::Txn(store.txn(idx, ops))),
+            Command::QuerySet(q) => store.query_set(idx, q).map(|_| CommandResponse::Ok),
+            Command::QueryDelete { id } => Ok(CommandResponse::Bool(store.query_delete(idx, id))),
             Command::ReapTombstones { upto } => {
                 store.kv_reap_tombstones(*upto);
                 Ok(CommandResponse::Ok)

@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod kv;
+pub mod query;
 pub mod session;
 pub mod txn;
 pub mod watch;
@@ -57,6 +58,9 @@ pub struct StoreData {
     /// node -> check ID -> check
     pub checks: BTreeMap<String, BTreeMap<String, HealthCheck>>,
     pub sessions: BTreeMap<String, Session>,
+    /// Prepared queries by ID.
+    #[serde(default)]
+    pub queries: BTreeMap<String, query::PreparedQuery>,
     /// Table indexes: `nodes`, `services`, `checks`, `kvs`, `sessions`, `service.<name>`.
     pub indexes: BTreeMap<String, Index>,
 }

@@ -19,6 +19,7 @@ mod linearizable;
 mod multidc;
 mod patroni;
 mod persistence;
+mod query;
 mod sessions;
 mod snapshot;
 mod telemetry;
