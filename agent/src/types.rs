@@ -391,6 +391,97 @@ fn trim_frac(v: f64) -> String {
     s.to_string()
 }
 
+/// Vivaldi coordinates have this many Euclidean dimensions (Serf's default).
+pub const COORD_DIMENSIONALITY: usize = 8;
+/// The largest (initial) coordinate error.
+pub const COORD_ERROR_MAX: f64 = 1.5;
+/// The smallest coordinate height.
+pub const COORD_HEIGHT_MIN: f64 = 10.0e-6;
+const COORD_ZERO_THRESHOLD: f64 = 1.0e-6;
+
+/// A coordinate (Consul's JSON: `Vec`, `Error`, `Adjustment`, `Height`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Coordinate {
+    pub vec: Vec<f64>,
+    pub error: f64,
+    pub adjustment: f64,
+    pub height: f64,
+}
+
+impl Default for Coordinate {
+    fn default() -> Self {
+        Coordinate {
+            vec: vec![0.0; COORD_DIMENSIONALITY],
+            error: COORD_ERROR_MAX,
+            adjustment: 0.0,
+            height: COORD_HEIGHT_MIN,
+        }
+    }
+}
+
+fn magnitude(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+fn unit_vector_at(a: &[f64], b: &[f64]) -> (Vec<f64>, f64) {
+    let diff: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    let mag = magnitude(&diff);
+    if mag > COORD_ZERO_THRESHOLD {
+        return (diff.iter().map(|x| x / mag).collect(), mag);
+    }
+    // Same position: push in a random direction.
+    let r: Vec<f64> = (0..a.len()).map(|_| rand::random::<f64>() - 0.5).collect();
+    let m = magnitude(&r);
+    if m > COORD_ZERO_THRESHOLD {
+        return (r.iter().map(|x| x / m).collect(), 0.0);
+    }
+    (vec![0.0; a.len()], 0.0)
+}
+
+impl Coordinate {
+    /// Distance without the adjustment term.
+    pub(crate) fn raw_distance(&self, other: &Coordinate) -> f64 {
+        magnitude(
+            &self
+                .vec
+                .iter()
+                .zip(&other.vec)
+                .map(|(a, b)| a - b)
+                .collect::<Vec<_>>(),
+        ) + self.height
+            + other.height
+    }
+
+    /// Estimated round-trip time to `other`.
+    pub fn distance_to(&self, other: &Coordinate) -> Duration {
+        let adjusted = self.raw_distance(other) + self.adjustment + other.adjustment;
+        let d = if adjusted > 0.0 {
+            adjusted
+        } else {
+            self.raw_distance(other)
+        };
+        Duration::from_secs_f64(d.max(0.0))
+    }
+
+    /// Move by `force` away from `other` (toward it when negative).
+    pub(crate) fn apply_force(&self, force: f64, other: &Coordinate) -> Coordinate {
+        let (unit, mag) = unit_vector_at(&self.vec, &other.vec);
+        let mut out = self.clone();
+        out.vec = self
+            .vec
+            .iter()
+            .zip(&unit)
+            .map(|(v, u)| v + u * force)
+            .collect();
+        if mag > COORD_ZERO_THRESHOLD {
+            out.height =
+                ((out.height + other.height) * force / mag + out.height).max(COORD_HEIGHT_MIN);
+        }
+        out
+    }
+}
+
 /// Serde helper: bytes as a base64 string (compact in JSON log entries and snapshots).
 pub mod b64 {
     use base64::Engine;

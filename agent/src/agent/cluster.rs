@@ -72,6 +72,7 @@ pub(super) fn spawn(agent: Arc<Agent>) {
         return;
     }
     tokio::spawn(join_loop(agent.clone()));
+    tokio::spawn(coordinate_loop(agent.clone()));
     if agent.raft.is_some() {
         tokio::spawn(tombstone_gc_loop(agent.clone()));
         tokio::spawn(bootstrap_loop(agent.clone()));
@@ -658,6 +659,40 @@ async fn tombstone_gc_loop(agent: Arc<Agent>) {
             if let Err(e) = agent.apply_checked(Command::ReapTombstones { upto }).await {
                 tracing::warn!(error = %e, "tombstone GC failed");
             }
+        }
+    }
+}
+
+/// Push this node's LAN coordinate into the catalog when it has moved (Consul's
+/// `Coordinate.Update`, rate limited).
+async fn coordinate_loop(agent: Arc<Agent>) {
+    let Some(g) = agent.gossip.clone() else {
+        return;
+    };
+    let mut shutdown = agent.shutdown.subscribe();
+    let mut last: Option<crate::types::Coordinate> = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = shutdown.changed() => return,
+        }
+        let c = g.coordinate();
+        let moved = match &last {
+            None => !g.peer_coordinates().is_empty(),
+            Some(l) => {
+                l.distance_to(&c) > Duration::from_micros(50) || (l.error - c.error).abs() > 0.05
+            }
+        };
+        if !moved {
+            continue;
+        }
+        let cmd = Command::CoordinateUpdate {
+            node: agent.node_name.clone(),
+            coord: c.clone(),
+        };
+        match agent.apply_checked(cmd).await {
+            Ok(_) => last = Some(c),
+            Err(e) => tracing::debug!(error = %e, "coordinate update failed"),
         }
     }
 }

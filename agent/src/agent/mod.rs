@@ -431,6 +431,22 @@ impl Agent {
             .collect();
         others.sort();
         others.dedup();
+        // Nearest first, by the median estimated RTT to each datacenter's servers.
+        if let Some(w) = &self.wan {
+            let me = w.coordinate();
+            let coords = w.peer_coordinates();
+            let members = w.members();
+            let rtt = |dc: &String| -> Duration {
+                let mut d: Vec<Duration> = members
+                    .iter()
+                    .filter(|m| m.tags.get("dc") == Some(dc))
+                    .filter_map(|m| coords.get(&m.name).map(|c| me.distance_to(c)))
+                    .collect();
+                d.sort();
+                d.get(d.len() / 2).copied().unwrap_or(Duration::MAX)
+            };
+            others.sort_by_key(|dc| (rtt(dc), dc.clone()));
+        }
         let mut out = vec![self.datacenter.clone()];
         out.extend(others);
         out

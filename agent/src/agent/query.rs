@@ -142,6 +142,27 @@ impl Agent {
             for k in (1..nodes.len()).rev() {
                 nodes.swap(k, rand::random::<usize>() % (k + 1));
             }
+            // `Near`: nearest first by estimated round-trip time.
+            if !q.service.near.is_empty() {
+                let reference = if q.service.near == "_agent" {
+                    self.node_name.clone()
+                } else {
+                    q.service.near.clone()
+                };
+                let coords = self.read(|s| s.coordinates().1);
+                if let Some(rc) = coords.get(&reference).cloned() {
+                    nodes.sort_by_key(|i| {
+                        if i.node.node == reference {
+                            std::time::Duration::ZERO
+                        } else {
+                            coords
+                                .get(&i.node.node)
+                                .map(|c| rc.distance_to(c))
+                                .unwrap_or(std::time::Duration::MAX)
+                        }
+                    });
+                }
+            }
             if limit > 0 {
                 nodes.truncate(limit);
             }

@@ -491,3 +491,90 @@ pub(super) fn keyring(args: &[String]) -> i32 {
     }
     0
 }
+
+/// `rtt [-wan] node1 [node2]`: estimated round-trip time from network coordinates.
+pub(super) fn rtt(args: &[String]) -> i32 {
+    let mut fs = FlagSet::new("rtt");
+    http_flags(&mut fs);
+    fs.bool("wan", "Use WAN coordinates instead of LAN coordinates.")
+        .string("partition", "Accepted for compatibility.");
+    let p = or_exit!(parse(
+        &fs,
+        args,
+        "Usage: praetor rtt [options] node1 [node2]"
+    ));
+    let pos = p.positional().to_vec();
+    if pos.is_empty() || pos.len() > 2 {
+        eprintln!("One or two node names must be specified");
+        return 1;
+    }
+    let c = or_exit!(super::connect(&p, "Error connecting to Consul agent"));
+    let wan = p.get_bool("wan").unwrap_or(false);
+    let coords: std::collections::BTreeMap<String, crate::types::Coordinate> = if wan {
+        let dcs: Vec<Value> = match c.get_json("/v1/coordinate/datacenters", &[]) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("Error getting coordinates: {e}");
+                return 1;
+            }
+        };
+        dcs.iter()
+            .flat_map(|d| d["Coordinates"].as_array().cloned().unwrap_or_default())
+            .filter_map(|e| {
+                Some((
+                    e["Node"].as_str()?.to_string(),
+                    serde_json::from_value(e["Coord"].clone()).ok()?,
+                ))
+            })
+            .collect()
+    } else {
+        let nodes: Vec<Value> = match c.get_json("/v1/coordinate/nodes", &[]) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("Error getting coordinates: {e}");
+                return 1;
+            }
+        };
+        nodes
+            .iter()
+            .filter_map(|e| {
+                Some((
+                    e["Node"].as_str()?.to_string(),
+                    serde_json::from_value(e["Coord"].clone()).ok()?,
+                ))
+            })
+            .collect()
+    };
+    let n1 = pos[0].clone();
+    let n2 = match pos.get(1) {
+        Some(n) => n.clone(),
+        None => match c.get_json::<Value>("/v1/agent/self", &[]) {
+            Ok(me) => {
+                let name = me["Config"]["NodeName"].as_str().unwrap_or("").to_string();
+                if wan {
+                    format!(
+                        "{name}.{}",
+                        me["Config"]["Datacenter"].as_str().unwrap_or("")
+                    )
+                } else {
+                    name
+                }
+            }
+            Err(e) => {
+                eprintln!("Unable to look up agent info: {e}");
+                return 1;
+            }
+        },
+    };
+    let (Some(a), Some(b)) = (coords.get(&n1), coords.get(&n2)) else {
+        let missing = if coords.contains_key(&n1) { &n2 } else { &n1 };
+        eprintln!("Could not find a coordinate for node {missing:?}");
+        return 1;
+    };
+    let ms = a.distance_to(b).as_secs_f64() * 1000.0;
+    println!(
+        "Estimated {n1} <-> {n2} rtt: {ms:.3} ms (using {} coordinates)",
+        if wan { "WAN" } else { "LAN" }
+    );
+    0
+}

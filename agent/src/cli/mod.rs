@@ -122,6 +122,7 @@ const COMMANDS: &[(&str, &str)] = &[
         "Provides cluster-level tools for Consul operators",
     ),
     ("reload", "Triggers the agent to reload configuration files"),
+    ("rtt", "Estimates network round trip time between nodes"),
     ("services", "Interact with services"),
     (
         "snapshot",
@@ -165,6 +166,7 @@ pub fn run(args: &[String]) -> i32 {
         Some("force-leave") => misc::force_leave(rest),
         Some("keygen") => misc::keygen(rest),
         Some("keyring") => misc::keyring(rest),
+        Some("rtt") => misc::rtt(rest),
         Some("event") => misc::event(rest),
         Some("monitor") => misc::monitor(rest),
         Some("snapshot") => operator::snapshot(rest),

@@ -7,6 +7,7 @@
 
 pub mod keyring;
 pub mod task;
+pub mod vivaldi;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -139,6 +140,9 @@ impl GossipConfig {
 
 pub(crate) type Members = Arc<RwLock<BTreeMap<String, Member>>>;
 
+/// This member's coordinate and the latest ones heard from others, by name.
+pub(crate) type Coords = Arc<RwLock<(vivaldi::Coordinate, BTreeMap<String, vivaldi::Coordinate>)>>;
+
 pub(crate) enum Cmd {
     Join(Vec<SocketAddr>, oneshot::Sender<usize>),
     User(Vec<u8>),
@@ -157,6 +161,7 @@ pub struct Gossip {
     members: Members,
     events: broadcast::Sender<Member>,
     user: broadcast::Sender<Vec<u8>>,
+    coords: Coords,
     /// The address other members reach us on.
     pub local_addr: SocketAddr,
     name: String,
@@ -234,7 +239,9 @@ impl Gossip {
         let (events, _) = broadcast::channel(256);
         let (user, _) = broadcast::channel(256);
         let (cmd, rx) = mpsc::channel(64);
+        let coords: Coords = Arc::new(RwLock::new(Default::default()));
         let shared = task::Shared {
+            coords: coords.clone(),
             members: members.clone(),
             events: events.clone(),
             user: user.clone(),
@@ -248,6 +255,7 @@ impl Gossip {
             members,
             events,
             user,
+            coords,
             local_addr,
             name,
             previous,
@@ -257,6 +265,24 @@ impl Gossip {
     /// Members' addresses remembered from the previous run (for rejoin after restart).
     pub fn previous_peers(&self) -> Vec<String> {
         self.previous.iter().map(|a| a.to_string()).collect()
+    }
+
+    /// This member's network coordinate.
+    pub fn coordinate(&self) -> vivaldi::Coordinate {
+        self.coords
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone()
+    }
+
+    /// Coordinates last heard from other members, by name.
+    pub fn peer_coordinates(&self) -> BTreeMap<String, vivaldi::Coordinate> {
+        self.coords
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .clone()
     }
 
     /// This member's name.

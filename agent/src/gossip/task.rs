@@ -19,6 +19,8 @@ const TAG_SWIM: u8 = 0;
 const TAG_CONTROL: u8 = 1;
 /// How long a join waits for the contacted members to answer.
 const JOIN_WAIT: Duration = Duration::from_secs(5);
+/// How often a member measures a round trip for its coordinate.
+const PING_INTERVAL: Duration = Duration::from_millis(500);
 
 /// A keyring operation sent to every member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +48,14 @@ enum Control {
         name: String,
         keys: Vec<String>,
     },
+    /// A round-trip probe for network coordinates; answer to `reply_to`.
+    Ping { id: u64, reply_to: SocketAddr },
+    /// The answer, with the responder's coordinate.
+    Pong {
+        id: u64,
+        name: String,
+        coord: super::vivaldi::Coordinate,
+    },
 }
 
 type KeyAnswers = Vec<(String, Vec<String>)>;
@@ -68,10 +78,15 @@ struct State {
     snapshot: Option<std::path::PathBuf>,
     keyring: Option<super::keyring::Keyring>,
     key_queries: HashMap<u64, (Instant, KeyAnswers, oneshot::Sender<KeyAnswers>)>,
+    vivaldi: super::vivaldi::Client,
+    coords: super::Coords,
+    pings: HashMap<u64, (Instant, SocketAddr)>,
+    next_ping: Instant,
 }
 
 /// What the task shares with the `Gossip` handle.
 pub(super) struct Shared {
+    pub coords: super::Coords,
     pub members: Members,
     pub events: broadcast::Sender<Member>,
     pub user: broadcast::Sender<Vec<u8>>,
@@ -81,6 +96,7 @@ pub(super) struct Shared {
 
 pub(super) fn spawn(socket: UdpSocket, id: MemberId, cfg: GossipConfig, shared: Shared) {
     let Shared {
+        coords,
         members,
         events,
         user,
@@ -111,6 +127,10 @@ pub(super) fn spawn(socket: UdpSocket, id: MemberId, cfg: GossipConfig, shared: 
         snapshot,
         keyring,
         key_queries: HashMap::new(),
+        vivaldi: super::vivaldi::Client::new(),
+        coords,
+        pings: HashMap::new(),
+        next_ping: Instant::now() + Duration::from_millis(500),
     };
     tokio::spawn(run(state, rx));
 }
@@ -124,6 +144,7 @@ async fn run(mut st: State, mut rx: mpsc::Receiver<Cmd>) {
             .iter()
             .map(|(_, d, _)| *d)
             .chain(st.key_queries.values().map(|(d, ..)| *d))
+            .chain(std::iter::once(st.next_ping))
             .min();
         let wake = match (next_timer, next_join) {
             (Some(a), Some(b)) => a.min(b),
@@ -195,8 +216,11 @@ async fn run(mut st: State, mut rx: mpsc::Receiver<Cmd>) {
                         }
                     }
                 }
-                st.finish_joins(false);
+                                st.finish_joins(false);
                 st.finish_key_queries(false);
+                if Instant::now() >= st.next_ping {
+                    st.ping().await;
+                }
             }
         }
         st.drain().await;
@@ -249,6 +273,48 @@ impl State {
         }
     }
 
+    /// Probe one random alive member for network coordinates.
+    async fn ping(&mut self) {
+        self.next_ping = Instant::now() + PING_INTERVAL;
+        let now = Instant::now();
+        self.pings
+            .retain(|_, (t, _)| now.duration_since(*t) < Duration::from_secs(5));
+        let me = self.foca.identity().clone();
+        let targets: Vec<SocketAddr> = self
+            .members
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|m| m.status == MemberStatus::Alive && m.name != me.name)
+            .map(|m| m.addr)
+            .collect();
+        if targets.is_empty() {
+            return;
+        }
+        let to = targets[rand::random::<usize>() % targets.len()];
+        let id: u64 = rand::random();
+        self.pings.insert(id, (now, to));
+        self.send_one(
+            &Control::Ping {
+                id,
+                reply_to: me.addr,
+            },
+            to,
+        )
+        .await;
+    }
+
+    async fn send_one(&self, c: &Control, to: SocketAddr) {
+        let Ok(body) = serde_json::to_vec(c) else {
+            return;
+        };
+        let mut pkt = vec![TAG_CONTROL];
+        pkt.extend(body);
+        if let Some(p) = self.wire(pkt) {
+            let _ = self.socket.send_to(&p, to).await;
+        }
+    }
+
     async fn packet(&mut self, data: &[u8]) {
         match data.split_first() {
             Some((&TAG_SWIM, rest)) => {
@@ -270,6 +336,22 @@ impl State {
                     let _ = self.user.send(data);
                 }
                 Ok(Control::Key { op, key }) => self.apply_key_op(op, &key),
+                Ok(Control::Ping { id, reply_to }) => {
+                    let pong = Control::Pong {
+                        id,
+                        name: self.foca.identity().name.clone(),
+                        coord: self.vivaldi.coord.clone(),
+                    };
+                    self.send_one(&pong, reply_to).await;
+                }
+                Ok(Control::Pong { id, name, coord }) => {
+                    if let Some((sent, _)) = self.pings.remove(&id) {
+                        self.vivaldi.update(&name, &coord, sent.elapsed());
+                        let mut c = self.coords.write().unwrap_or_else(|e| e.into_inner());
+                        c.0 = self.vivaldi.coord.clone();
+                        c.1.insert(name, coord);
+                    }
+                }
                 Ok(Control::KeyQuery { id, reply_to }) => {
                     let reply = Control::KeyReply {
                         id,

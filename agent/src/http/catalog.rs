@@ -242,6 +242,10 @@ pub async fn nodes(State(agent): State<AppState>, p: Params) -> ApiResult {
         .filter(|n| node_matches(n, &f))
         .map(NodeJson::from)
         .collect();
+    let mut out = out;
+    if let Some(c) = super::coordinate::near_coordinate(&agent, &p)? {
+        super::coordinate::sort_near(&agent, &c, &mut out, |n| n.node.as_str());
+    }
     indexed(&agent, idx, &q, &out)
 }
 
@@ -343,11 +347,14 @@ pub async fn service(State(agent): State<AppState>, p: Params) -> ApiResult {
         s.service_nodes(&name, &tags)
     })
     .await?;
-    let out: Vec<ServiceNodeJson> = list
-        .iter()
+    let mut list: Vec<_> = list
+        .into_iter()
         .filter(|(n, _)| node_matches(n, &f))
-        .map(|(n, s)| service_node_json(n, s))
         .collect();
+    if let Some(c) = super::coordinate::near_coordinate(&agent, &p)? {
+        super::coordinate::sort_near(&agent, &c, &mut list, |(n, _)| n.node.as_str());
+    }
+    let out: Vec<ServiceNodeJson> = list.iter().map(|(n, s)| service_node_json(n, s)).collect();
     indexed(&agent, idx, &q, &out)
 }
 

@@ -145,5 +145,9 @@ pub async fn service(State(agent): State<AppState>, p: Params) -> ApiResult {
             checks: checks_json(&c.checks),
         })
         .collect();
+    let mut out = out;
+    if let Some(c) = super::coordinate::near_coordinate(&agent, &p)? {
+        super::coordinate::sort_near(&agent, &c, &mut out, |x| x.node.node.as_str());
+    }
     indexed(&agent, idx, &q, &out)
 }

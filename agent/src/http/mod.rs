@@ -5,6 +5,7 @@
 
 mod agent_ep;
 mod catalog;
+mod coordinate;
 pub mod error;
 mod event;
 pub mod filter;
@@ -128,6 +129,10 @@ pub fn router(agent: Arc<Agent>) -> Router {
         // events
         .route("/v1/event/fire/{*name}", put(event::fire))
         .route("/v1/event/list", get(event::list))
+        // network coordinates
+        .route("/v1/coordinate/nodes", get(coordinate::nodes))
+        .route("/v1/coordinate/node/{*node}", get(coordinate::node))
+        .route("/v1/coordinate/datacenters", get(coordinate::datacenters))
         // prepared queries
         .route("/v1/query", get(query::list).post(query::create))
         .route(

@@ -55,7 +55,32 @@ pub async fn forward_if_needed(
         return next.run(req).await;
     }
     let targets = if !agent.is_server() {
-        agent.known_servers()
+        // `near=_agent` means this agent's node, not the server's.
+        let mut req = req;
+        if let Some(q) = req
+            .uri()
+            .query()
+            .filter(|q| q.split('&').any(|kv| kv == "near=_agent"))
+        {
+            let q = q
+                .split('&')
+                .map(|kv| {
+                    if kv == "near=_agent" {
+                        format!("near={}", agent.node_name)
+                    } else {
+                        kv.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("&");
+            if let Ok(uri) = format!("{}?{q}", req.uri().path()).parse() {
+                *req.uri_mut() = uri;
+            }
+        }
+        return match forward(agent.known_servers(), req).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        };
     } else {
         match requested_dc(&req) {
             Some(dc) if dc != agent.datacenter => {

@@ -33,6 +33,11 @@ pub enum Command {
     SessionDestroy { id: String },
     /// An all-or-nothing transaction.
     Txn(Vec<TxnOp>),
+    /// Record a node's network coordinate.
+    CoordinateUpdate {
+        node: String,
+        coord: crate::types::Coordinate,
+    },
     /// Create or replace a prepared query.
     QuerySet(Box<crate::store::query::PreparedQuery>),
     /// Delete a prepared query.
@@ -86,6 +91,7 @@ impl Command {
             Command::Restore(_) => "consul.snapshot.restore",
             Command::Noop => "consul.raft.barrier",
             Command::ReapTombstones { .. } => "consul.fsm.tombstone.reap",
+            Command::CoordinateUpdate { .. } => "consul.coordinate.update",
             Command::QuerySet(_) | Command::QueryDelete { .. } => "consul.prepared-query.apply",
         }
     }
@@ -117,6 +123,10 @@ impl Command {
                 Ok(CommandResponse::Bool(store.session_destroy(idx, id)))
             }
             Command::Txn(ops) => Ok(CommandResponse::Txn(store.txn(idx, ops))),
+            Command::CoordinateUpdate { node, coord } => {
+                store.coordinate_set(idx, node, coord);
+                Ok(CommandResponse::Ok)
+            }
             Command::QuerySet(q) => store.query_set(idx, q).map(|_| CommandResponse::Ok),
             Command::QueryDelete { id } => Ok(CommandResponse::Bool(store.query_delete(idx, id))),
             Command::ReapTombstones { upto } => {

@@ -61,6 +61,9 @@ pub struct StoreData {
     /// Prepared queries by ID.
     #[serde(default)]
     pub queries: BTreeMap<String, query::PreparedQuery>,
+    /// Network coordinates by node.
+    #[serde(default)]
+    pub coordinates: BTreeMap<String, crate::types::Coordinate>,
     /// Table indexes: `nodes`, `services`, `checks`, `kvs`, `sessions`, `service.<name>`.
     pub indexes: BTreeMap<String, Index>,
 }
@@ -179,6 +182,21 @@ impl Store {
             data.indexes.insert(t.to_string(), idx);
         }
         self.restore_data(data);
+    }
+
+    /// Record a node's network coordinate.
+    pub fn coordinate_set(&mut self, idx: Index, node: &str, c: &crate::types::Coordinate) {
+        self.bump("coordinates", idx);
+        self.fire(Topic::Table("coordinates"));
+        self.data.coordinates.insert(node.to_string(), c.clone());
+    }
+
+    /// All node coordinates.
+    pub fn coordinates(&self) -> (Index, BTreeMap<String, crate::types::Coordinate>) {
+        (
+            self.max_index(&["coordinates"]),
+            self.data.coordinates.clone(),
+        )
     }
 
     /// Read-only access to the raw tables (snapshot inspection, tests).

@@ -9,6 +9,7 @@ mod cli;
 mod cluster;
 mod compat;
 mod config;
+mod coordinate;
 mod dns;
 mod encryption;
 mod events;
