@@ -44,6 +44,17 @@ fn addr_record(owner: &Name, ttl: u32, ip: IpAddr) -> Record {
     }
 }
 
+/// A node's meta as a TXT record (`key=value` strings; Consul's own keys left out).
+fn meta_txt(owner: &Name, ttl: u32, n: &crate::types::Node) -> Option<Record> {
+    let txt: Vec<String> = n
+        .meta
+        .iter()
+        .filter(|(k, _)| !k.starts_with("consul-"))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    (!txt.is_empty()).then(|| Record::from_rdata(owner.clone(), ttl, RData::TXT(TXT::new(txt))))
+}
+
 fn wants(qtype: RecordType, ip: &IpAddr) -> bool {
     match qtype {
         RecordType::A => ip.is_ipv4(),
@@ -204,20 +215,8 @@ impl<L: DnsLookup> DnsHandler<L> {
                 }
             }
         }
-        if matches!(qtype, RecordType::TXT | RecordType::ANY) && !n.meta.is_empty() {
-            let txt: Vec<String> = n
-                .meta
-                .iter()
-                .filter(|(k, _)| !k.starts_with("consul-"))
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            if !txt.is_empty() {
-                a.answers.push(Record::from_rdata(
-                    owner.clone(),
-                    ttl,
-                    RData::TXT(TXT::new(txt)),
-                ));
-            }
+        if matches!(qtype, RecordType::TXT | RecordType::ANY) {
+            a.answers.extend(meta_txt(owner, ttl, &n));
         }
         Ok(Some(a))
     }
@@ -369,20 +368,7 @@ impl<L: DnsLookup> DnsHandler<L> {
                     }
                 }
                 RecordType::TXT => {
-                    let txt: Vec<String> = i
-                        .node
-                        .meta
-                        .iter()
-                        .filter(|(k, _)| !k.starts_with("consul-"))
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect();
-                    if !txt.is_empty() {
-                        a.answers.push(Record::from_rdata(
-                            owner.clone(),
-                            ttl,
-                            RData::TXT(TXT::new(txt)),
-                        ));
-                    }
+                    a.answers.extend(meta_txt(owner, ttl, &i.node));
                 }
                 _ => {}
             }

@@ -89,6 +89,16 @@ struct NodeAnswer {
     node: Node,
 }
 
+/// An instance with its aggregated health.
+fn instance(node: Node, service: NodeService, checks: Vec<HealthCheck>) -> Instance {
+    Instance {
+        status: aggregate_status(&checks),
+        node,
+        service,
+        checks,
+    }
+}
+
 impl Agent {
     fn dns_targets(&self, dc: &str) -> Result<Vec<String>, LookupError> {
         let t = if dc == self.datacenter || !self.is_server() {
@@ -161,12 +171,7 @@ impl DnsLookup for Agent {
                     tags.iter()
                         .all(|t| c.service.tags.iter().any(|x| x.eq_ignore_ascii_case(t)))
                 })
-                .map(|c| Instance {
-                    status: aggregate_status(&c.checks),
-                    node: c.node,
-                    service: c.service,
-                    checks: c.checks,
-                })
+                .map(|c| instance(c.node, c.service, c.checks))
                 .collect());
         }
         let mut path = format!("/v1/health/service/{service}");
@@ -180,12 +185,7 @@ impl DnsLookup for Agent {
             serde_json::from_slice(&body).map_err(|e| LookupError::Unavailable(e.to_string()))?;
         Ok(list
             .into_iter()
-            .map(|c| Instance {
-                status: aggregate_status(&c.checks),
-                node: c.node,
-                service: c.service,
-                checks: c.checks,
-            })
+            .map(|c| instance(c.node, c.service, c.checks))
             .collect())
     }
 
@@ -227,12 +227,7 @@ impl DnsLookup for Agent {
         let nodes = a
             .nodes
             .into_iter()
-            .map(|c| Instance {
-                status: aggregate_status(&c.checks),
-                node: c.node,
-                service: c.service,
-                checks: c.checks,
-            })
+            .map(|c| instance(c.node, c.service, c.checks))
             .collect();
         Ok(Some((a.service, nodes, ttl)))
     }
