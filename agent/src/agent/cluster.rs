@@ -593,16 +593,23 @@ impl Agent {
         }
         raft.runtime_config().heartbeat(false);
         raft.runtime_config().elect(false);
-        tokio::time::sleep(lease + Duration::from_millis(100)).await;
-        let _ = rpc::client::elect_now(&self.http_client, &target_addr).await;
-        let deadline = std::time::Instant::now() + lease * 4 + Duration::from_secs(1);
+        // Writes still replicate and renew the followers' leases, so an election can be
+        // refused; try a few times before giving up.
         let mut new_leader = None;
-        while std::time::Instant::now() < deadline {
-            if let Some((id, _)) = self.leader().filter(|(id, _)| *id != self.raft_id) {
-                new_leader = Some(id);
+        for _ in 0..5 {
+            tokio::time::sleep(lease + Duration::from_millis(100)).await;
+            let _ = rpc::client::elect_now(&self.http_client, &target_addr).await;
+            let deadline = std::time::Instant::now() + lease * 2 + Duration::from_millis(500);
+            while std::time::Instant::now() < deadline {
+                if let Some((id, _)) = self.leader().filter(|(id, _)| *id != self.raft_id) {
+                    new_leader = Some(id);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if new_leader.is_some() {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         raft.runtime_config().heartbeat(true);
         raft.runtime_config().elect(true);

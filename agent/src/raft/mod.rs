@@ -56,9 +56,21 @@ pub fn open_db(dir: &Path) -> Result<Arc<DB>, rocksdb::Error> {
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
+    // Small memtables: the log is append-mostly and snapshots hold the state, so 4 MiB per
+    // column family keeps memory (and the preallocated WAL) small.
+    opts.set_write_buffer_size(4 * 1024 * 1024);
+    opts.set_max_write_buffer_number(2);
+    opts.set_manifest_preallocation_size(64 * 1024);
+    opts.set_keep_log_file_num(3);
+    opts.set_max_log_file_size(4 * 1024 * 1024);
     let cfs = [CF_LOGS, CF_META, CF_SM]
         .iter()
-        .map(|n| ColumnFamilyDescriptor::new(*n, Options::default()))
+        .map(|n| {
+            let mut cf = Options::default();
+            cf.set_write_buffer_size(4 * 1024 * 1024);
+            cf.set_max_write_buffer_number(2);
+            ColumnFamilyDescriptor::new(*n, cf)
+        })
         .collect::<Vec<_>>();
     Ok(Arc::new(DB::open_cf_descriptors(&opts, dir, cfs)?))
 }

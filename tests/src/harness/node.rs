@@ -322,7 +322,22 @@ impl Node {
 }
 
 impl Drop for Node {
+    /// Stop gracefully (SIGTERM, so a `-dev` agent removes its temporary data directory),
+    /// then kill whatever is left.
     fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+            while std::time::Instant::now() < deadline {
+                if matches!(c.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
         self.kill();
     }
 }
