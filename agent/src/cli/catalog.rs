@@ -1,54 +1,68 @@
-//! `catalog datacenters|nodes|services` and `services register|deregister`.
+//! `catalog datacenters|nodes|services` with Consul's flags and table formats.
 
-use super::output::columnize;
-use super::{client, connect, http_flags, parse};
-use crate::flags::FlagSet;
-use serde_json::{json, Value};
+use super::output::{columnize_delim, tabwrite};
+use super::verb::{flag, map};
+use super::{connect_agent, dispatch, load_data_source, Sub, Verb};
+use crate::api::{Node, QueryOptions};
+use std::collections::BTreeMap;
 
-const USAGE: &str = "Usage: praetor catalog <subcommand> [options] [args]\n\n  Subcommands: datacenters, nodes, services";
+const HELP: &str = "
+Usage: praetor catalog <subcommand> [options] [args]
 
+  Subcommands for reading the catalog (the cluster-wide registry of nodes and
+  services, as opposed to one agent's local state). For example:
+
+      $ praetor catalog datacenters
+      $ praetor catalog nodes
+      $ praetor catalog services
+
+  Ask a subcommand for help for its flags and more examples.
+";
+
+const SUBS: &[Sub] = &[
+    ("datacenters", "Lists all known datacenters", datacenters),
+    ("nodes", "Lists all nodes in the given datacenter", nodes),
+    (
+        "services",
+        "Lists all registered services in a datacenter",
+        services,
+    ),
+];
+
+/// `catalog <subcommand>`
 pub(super) fn run(args: &[String]) -> i32 {
-    let rest = if args.is_empty() { &[][..] } else { &args[1..] };
-    match args.first().map(String::as_str) {
-        Some("datacenters") => datacenters(rest),
-        Some("nodes") => nodes(rest),
-        Some("services") => list_services(rest),
-        Some("-h") | Some("-help") | Some("--help") => {
-            println!("{USAGE}");
-            0
-        }
-        _ => {
-            eprintln!("{USAGE}");
-            1
+    dispatch(args, HELP, SUBS)
+}
+
+fn no_positional(p: &crate::flags::Parsed) -> Result<(), i32> {
+    match p.positional().len() {
+        0 => Ok(()),
+        n => {
+            eprintln!("Too many arguments (expected 0, got {n})");
+            Err(1)
         }
     }
 }
 
-fn fail(e: impl std::fmt::Display) -> i32 {
-    eprintln!("Error listing: {e}");
-    1
-}
+const DC_HELP: &str = "
+Usage: praetor catalog datacenters [options]
+
+  Lists all known datacenters, sorted by estimated round-trip time from the
+  servers of this datacenter:
+
+      $ praetor catalog datacenters
+";
 
 fn datacenters(args: &[String]) -> i32 {
-    let mut fs = FlagSet::new("catalog datacenters");
-    http_flags(&mut fs);
-    let p = or_exit!(parse(
-        &fs,
-        args,
-        "Usage: praetor catalog datacenters [options]"
-    ));
-    let c = match client(&p) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
-    match c.get_json::<Vec<String>>("/v1/catalog/datacenters", &[]) {
-        Ok(dcs) if dcs.is_empty() => {
-            eprintln!("No datacenters found");
-            1
-        }
+    let mut v = Verb::new(DC_HELP);
+    v.client_flags().server_flags();
+    let p = or_exit!(v.parse(args));
+    or_exit!(no_positional(&p));
+    let c = or_exit!(connect_agent(&p));
+    match c.catalog_datacenters() {
         Ok(dcs) => {
-            for d in dcs {
-                println!("{d}");
+            for dc in dcs {
+                println!("{dc}");
             }
             0
         }
@@ -59,286 +73,249 @@ fn datacenters(args: &[String]) -> i32 {
     }
 }
 
-fn nodes(args: &[String]) -> i32 {
-    let mut fs = FlagSet::new("catalog nodes");
-    http_flags(&mut fs);
-    fs.bool("detailed", "Output detailed information about the nodes.")
-        .string("service", "Service id or name to filter nodes.")
-        .repeated("node-meta", "Metadata to filter nodes with (key=value).")
-        .string(
-            "near",
-            "Node name to sort the node list by estimated round-trip time.",
-        );
-    let p = or_exit!(parse(&fs, args, "Usage: praetor catalog nodes [options]"));
-    let c = match client(&p) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
-    let meta: Vec<(&str, String)> = p
-        .get_all("node-meta")
-        .into_iter()
-        .map(|m| ("node-meta", m.replacen('=', ":", 1)))
-        .collect();
-    let nodes: Result<Vec<Value>, _> = match p.get_str("service") {
-        Some(svc) => c
-            .get_json::<Vec<Value>>(&format!("/v1/catalog/service/{svc}"), &meta)
-            .map(|v| v.into_iter().map(|s| json!({"Node": s["Node"], "ID": s["ID"], "Address": s["Address"], "Datacenter": s["Datacenter"], "TaggedAddresses": s["TaggedAddresses"], "Meta": s["NodeMeta"]})).collect()),
-        None => c.get_json("/v1/catalog/nodes", &meta),
-    };
-    let nodes = match nodes {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("Error listing nodes: {e}");
-            return 1;
+/// Consul's `mapToKV`: `k=v` pairs sorted by key, joined with `joiner`.
+fn map_to_kv(m: &BTreeMap<String, String>, joiner: &str) -> String {
+    m.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(joiner)
+}
+
+/// The `catalog nodes` table (without the trailing newline the UI adds).
+pub(super) fn nodes_table(nodes: &[Node], detailed: bool) -> String {
+    let mut lines = Vec::with_capacity(nodes.len() + 1);
+    if detailed {
+        lines.push("Node|ID|Address|DC|TaggedAddresses|Meta".to_string());
+        for n in nodes {
+            lines.push(format!(
+                "{}|{}|{}|{}|{}|{}",
+                n.node,
+                n.id,
+                n.address,
+                n.datacenter,
+                map_to_kv(&n.tagged_addresses, ", "),
+                map_to_kv(&n.meta, ", ")
+            ));
         }
+    } else {
+        lines.push("Node|ID|Address|DC".to_string());
+        for n in nodes {
+            // Only the first group of the ID, as Consul prints it.
+            let id = match n.id.find('-') {
+                Some(i) if i > 0 => &n.id[..i],
+                _ => n.id.as_str(),
+            };
+            lines.push(format!("{}|{}|{}|{}", n.node, id, n.address, n.datacenter));
+        }
+    }
+    columnize_delim(&lines, "|")
+}
+
+const NODES_HELP: &str = "
+Usage: praetor catalog nodes [options]
+
+  Lists the nodes registered in the datacenter (the agent's by default):
+
+      $ praetor catalog nodes
+      $ praetor catalog nodes -detailed
+      $ praetor catalog nodes -service=web
+      $ praetor catalog nodes -node-meta=\"foo=bar\"
+      $ praetor catalog nodes -near=node-web
+";
+
+fn nodes(args: &[String]) -> i32 {
+    let mut v = Verb::new(NODES_HELP);
+    v.client_flags().server_flags();
+    v.bool("detailed", "Output detailed information about the nodes including their addresses and metadata.")
+        .string("filter", None, "Filter to use with the request (a go-bexpr expression, \"@file\" or \"-\").")
+        .string("near", None, "Node name to sort the node list in ascending order based on estimated round-trip time from that node. Passing \"_agent\" will use this agent's node for sorting.")
+        .map("node-meta", "Metadata to filter nodes with the given key=value pairs. This flag may be specified multiple times to filter on multiple sources of metadata.")
+        .string("service", None, "Service id or name to filter nodes. Only nodes which are providing the given service will be returned.");
+    let p = or_exit!(v.parse(args));
+    or_exit!(no_positional(&p));
+    let c = or_exit!(connect_agent(&p));
+    let filter = match p.get_str("filter").filter(|f| !f.is_empty()) {
+        None => None,
+        Some(f) => match load_data_source(f) {
+            Ok(d) => Some(String::from_utf8_lossy(&d).into_owned()),
+            Err(e) => {
+                eprintln!("Could not process filter argument: {e}");
+                return 1;
+            }
+        },
+    };
+    let opts = QueryOptions {
+        near: p.get_str("near").map(str::to_string),
+        node_meta: map(&p, "node-meta"),
+        filter,
+    };
+    let nodes: Vec<Node> = match p.get_str("service").filter(|s| !s.is_empty()) {
+        Some(svc) => match c.catalog_service(svc, None, &opts) {
+            Ok(list) => list
+                .into_iter()
+                .map(|s| Node {
+                    id: s.id,
+                    node: s.node,
+                    address: s.address,
+                    datacenter: s.datacenter,
+                    tagged_addresses: s.tagged_addresses,
+                    meta: s.node_meta,
+                    create_index: s.create_index,
+                    modify_index: s.modify_index,
+                })
+                .collect(),
+            Err(e) => {
+                eprintln!("Error listing nodes for service: {e}");
+                return 1;
+            }
+        },
+        None => match c.catalog_nodes(&opts) {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("Error listing nodes: {e}");
+                return 1;
+            }
+        },
     };
     if nodes.is_empty() {
         eprintln!("No nodes match the given query - try expanding your search.");
         return 0;
     }
-    let detailed = p.get_bool("detailed").unwrap_or(false);
-    let mut rows = vec![if detailed {
-        vec!["Node", "ID", "Address", "DC", "TaggedAddresses", "Meta"]
-    } else {
-        vec!["Node", "ID", "Address", "DC"]
-    }
-    .into_iter()
-    .map(String::from)
-    .collect::<Vec<_>>()];
-    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    let kvs = |v: &Value| {
-        v.as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default()
-    };
-    for n in &nodes {
-        let id = s(&n["ID"]);
-        let mut row = vec![
-            s(&n["Node"]),
-            if detailed {
-                id
-            } else {
-                id.chars().take(8).collect()
-            },
-            s(&n["Address"]),
-            s(&n["Datacenter"]),
-        ];
-        if detailed {
-            row.push(kvs(&n["TaggedAddresses"]));
-            row.push(kvs(&n["Meta"]));
-        }
-        rows.push(row);
-    }
-    print!("{}", columnize(&rows));
+    println!("{}", nodes_table(&nodes, flag(&p, "detailed")));
     0
 }
 
-fn list_services(args: &[String]) -> i32 {
-    let mut fs = FlagSet::new("catalog services");
-    http_flags(&mut fs);
-    fs.bool(
-        "tags",
-        "Display each service's tags as a comma-separated list.",
-    )
-    .string("node", "Node id or name for which to list services.")
-    .repeated("node-meta", "Metadata to filter nodes with (key=value).");
-    let p = or_exit!(parse(
-        &fs,
-        args,
-        "Usage: praetor catalog services [options]"
-    ));
-    let c = match client(&p) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
+/// The `catalog services` output: names, or with `tags` a tabwriter table of
+/// `name  tag,tag` (trimmed as Consul trims it).
+pub(super) fn services_output(services: &BTreeMap<String, Vec<String>>, tags: bool) -> String {
+    if !tags {
+        return services.keys().map(|s| format!("{s}\n")).collect();
+    }
+    let mut input = String::new();
+    for (name, t) in services {
+        let mut t = t.clone();
+        t.sort();
+        input.push_str(&format!("{name}\t{}\n", t.join(",")));
+    }
+    let out = String::from_utf8_lossy(&tabwrite(input.as_bytes(), 0, 6)).into_owned();
+    format!("{}\n", out.trim())
+}
+
+const SERVICES_HELP: &str = "
+Usage: praetor catalog services [options]
+
+  Lists the services registered in the datacenter (the agent's by default):
+
+      $ praetor catalog services
+      $ praetor catalog services -tags
+      $ praetor catalog services -node=web
+      $ praetor catalog services -node-meta=\"foo=bar\"
+";
+
+fn services(args: &[String]) -> i32 {
+    let mut v = Verb::new(SERVICES_HELP);
+    v.client_flags().server_flags().tenancy_flags();
+    v.string("node", None, "Node id or name for which to list services.")
+        .map("node-meta", "Metadata to filter nodes with the given key=value pairs. If specified, only services running on nodes matching the given metadata will be returned. This flag may be specified multiple times to filter on multiple sources of metadata.")
+        .bool("tags", "Display each service's tags as a comma-separated list beside each service entry.");
+    let p = or_exit!(v.parse(args));
+    or_exit!(no_positional(&p));
+    let c = or_exit!(connect_agent(&p));
+    let opts = QueryOptions {
+        node_meta: map(&p, "node-meta"),
+        ..Default::default()
     };
-    let services: Vec<(String, Vec<String>)> = match p.get_str("node") {
-        Some(node) => match c.get_json::<Value>(&format!("/v1/catalog/node/{node}"), &[]) {
-            Ok(v) => v["Services"]
-                .as_object()
-                .map(|m| {
-                    m.values()
-                        .map(|s| {
-                            (
-                                s["Service"].as_str().unwrap_or_default().to_string(),
-                                s["Tags"]
-                                    .as_array()
-                                    .map(|t| {
-                                        t.iter()
-                                            .filter_map(|x| x.as_str().map(String::from))
-                                            .collect()
-                                    })
-                                    .unwrap_or_default(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
+    let services: BTreeMap<String, Vec<String>> = match p.get_str("node").filter(|n| !n.is_empty())
+    {
+        Some(node) => match c.catalog_node(node, &opts) {
+            Ok(found) => {
+                let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                for s in found.map(|n| n.services).unwrap_or_default().into_values() {
+                    m.entry(s.service).or_default().extend(s.tags);
+                }
+                m
+            }
             Err(e) => {
                 eprintln!("Error listing services for node: {e}");
                 return 1;
             }
         },
-        None => {
-            let meta: Vec<(&str, String)> = p
-                .get_all("node-meta")
-                .into_iter()
-                .map(|m| ("node-meta", m.replacen('=', ":", 1)))
-                .collect();
-            match c.get_json::<std::collections::BTreeMap<String, Vec<String>>>(
-                "/v1/catalog/services",
-                &meta,
-            ) {
-                Ok(m) => m.into_iter().collect(),
-                Err(e) => {
-                    eprintln!("Error listing services: {e}");
-                    return 1;
-                }
+        None => match c.catalog_services(&opts) {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("Error listing services: {e}");
+                return 1;
             }
-        }
+        },
     };
-    let mut services = services;
-    services.sort();
-    services.dedup();
     if services.is_empty() {
         eprintln!("No services match the given query - try expanding your search.");
         return 0;
     }
-    if p.get_bool("tags").unwrap_or(false) {
-        let rows: Vec<Vec<String>> = services
-            .iter()
-            .map(|(n, t)| vec![n.clone(), t.join(",")])
-            .collect();
-        print!("{}", columnize(&rows));
-    } else {
-        for (n, _) in services {
-            println!("{n}");
-        }
-    }
+    print!("{}", services_output(&services, flag(&p, "tags")));
     0
 }
 
-fn definitions_from_file(path: &str) -> Result<Vec<Value>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("Error reading {path}: {e}"))?;
-    let v: Value = if path.ends_with(".hcl") {
-        hcl::from_str(&text).map_err(|e| format!("Error parsing {path}: {e}"))?
-    } else {
-        serde_json::from_str(&text).map_err(|e| format!("Error parsing {path}: {e}"))?
-    };
-    let mut out = Vec::new();
-    for key in ["service", "services"] {
-        match v.get(key) {
-            Some(Value::Array(a)) => out.extend(a.iter().cloned()),
-            Some(o @ Value::Object(_)) => out.push(o.clone()),
-            _ => {}
-        }
-    }
-    if out.is_empty() {
-        return Err(format!("No service definitions found in {path}"));
-    }
-    Ok(out)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// `services register|deregister`
-pub(super) fn services(args: &[String]) -> i32 {
-    let rest = if args.is_empty() { &[][..] } else { &args[1..] };
-    let register = match args.first().map(String::as_str) {
-        Some("register") => true,
-        Some("deregister") => false,
-        _ => {
-            eprintln!("Usage: praetor services <subcommand> [options] [args]\n\n  Subcommands: deregister, register");
-            return 1;
+    fn node(name: &str, id: &str) -> Node {
+        Node {
+            id: id.into(),
+            node: name.into(),
+            address: "127.0.0.1".into(),
+            datacenter: "dc1".into(),
+            ..Default::default()
         }
-    };
-    let mut fs = FlagSet::new("services");
-    http_flags(&mut fs);
-    fs.string("id", "ID of the service.")
-        .string("name", "Name of the service.")
-        .string("address", "Address of the service.")
-        .int("port", "Port of the service.")
-        .repeated("tag", "Tag to add to the service (repeatable).")
-        .repeated(
-            "meta",
-            "Metadata to set on the service, as key=value (repeatable).",
+    }
+
+    #[test]
+    fn nodes_tables() {
+        let mut a = node("node1", "2f8d4c1e-1b2c-4d3e-8f9a-0b1c2d3e4f5a");
+        a.tagged_addresses.insert("lan".into(), "127.0.0.1".into());
+        a.tagged_addresses.insert("wan".into(), "10.0.0.1".into());
+        a.meta.insert("rack".into(), "r1".into());
+        let b = node("a-much-longer-node", "");
+        let t = nodes_table(&[a.clone(), b.clone()], false);
+        assert_eq!(
+            t,
+            "Node                ID        Address    DC\n\
+             node1               2f8d4c1e  127.0.0.1  dc1\n\
+             a-much-longer-node            127.0.0.1  dc1"
         );
-    let usage = if register {
-        "Usage: praetor services register [options] [FILE...]"
-    } else {
-        "Usage: praetor services deregister [options] [FILE...]"
-    };
-    let p = or_exit!(parse(&fs, rest, usage));
-    let mut defs: Vec<Value> = Vec::new();
-    for f in p.positional() {
-        match definitions_from_file(f) {
-            Ok(d) => defs.extend(d),
-            Err(e) => {
-                eprintln!("{e}");
-                return 1;
-            }
-        }
+        let t = nodes_table(&[a], true);
+        assert_eq!(
+            t,
+            "Node   ID                                    Address    DC   TaggedAddresses              Meta\n\
+             node1  2f8d4c1e-1b2c-4d3e-8f9a-0b1c2d3e4f5a  127.0.0.1  dc1  lan=127.0.0.1, wan=10.0.0.1  rack=r1"
+        );
     }
-    if defs.is_empty() {
-        let name = p.get_str("name").unwrap_or("");
-        let id = p.get_str("id").unwrap_or("");
-        if register && name.is_empty() {
-            eprintln!("Service name must be specified via -name or a configuration file.");
-            return 1;
-        }
-        if !register && id.is_empty() {
-            eprintln!("Service deregistration requires at least one argument or -id.");
-            return 1;
-        }
-        let meta: serde_json::Map<String, Value> = p
-            .get_all("meta")
-            .into_iter()
-            .filter_map(|m| {
-                m.split_once('=')
-                    .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
-            })
-            .collect();
-        defs.push(json!({
-            "ID": id, "Name": name, "Address": p.get_str("address").unwrap_or(""),
-            "Port": p.get_int("port").unwrap_or(0), "Tags": p.get_all("tag"), "Meta": meta,
-        }));
+
+    #[test]
+    fn services_listings() {
+        let mut m = BTreeMap::new();
+        m.insert(
+            "web".to_string(),
+            vec!["v2".to_string(), "rails".to_string()],
+        );
+        m.insert("consul".to_string(), vec![]);
+        assert_eq!(services_output(&m, false), "consul\nweb\n");
+        assert_eq!(
+            services_output(&m, true),
+            "consul      \nweb         rails,v2\n"
+        );
+        let mut one = BTreeMap::new();
+        one.insert("consul".to_string(), vec![]);
+        assert_eq!(services_output(&one, true), "consul\n");
     }
-    let c = or_exit!(connect(&p, "Error"));
-    for d in defs {
-        let name = d
-            .get("Name")
-            .or_else(|| d.get("name"))
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_string();
-        let id = d
-            .get("ID")
-            .or_else(|| d.get("id"))
-            .and_then(|v| v.as_str())
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .unwrap_or_else(|| name.clone());
-        if register {
-            if let Err(e) = c.put_json("/v1/agent/service/register", &[], &d) {
-                eprintln!("Error registering service {name:?}: {e}");
-                return 1;
-            }
-            println!("Registered service: {name}");
-        } else {
-            if let Err(e) = c.call(
-                "PUT",
-                &format!("/v1/agent/service/deregister/{id}"),
-                &[],
-                None,
-                &[],
-            ) {
-                eprintln!("Error deregistering service {id:?}: {e}");
-                return 1;
-            }
-            println!("Deregistered service: {id}");
-        }
+
+    #[test]
+    fn argument_errors() {
+        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(datacenters(&a(&["extra"])), 1);
+        assert_eq!(nodes(&a(&["-node-meta", "nokv"])), 1);
+        assert_eq!(services(&a(&["x"])), 1);
+        assert_eq!(nodes(&a(&["-http-addr=127.0.0.1:1"])), 1);
     }
-    0
 }

@@ -1,5 +1,12 @@
-//! CLI verbs (everything except `praetor agent`), with Consul's flags, wording and exit
+//! CLI verbs (everything except `praetor agent`) with Consul's flags, wording and exit
 //! codes. They talk to an agent only through [`crate::api`].
+//!
+//! Behaviour shared by all verbs follows Consul's `mitchellh/cli` front end:
+//! `-v`/`--version` anywhere (before `--`) runs `version`; `-h`/`-help`/`--help`
+//! anywhere in a verb's arguments prints its help on stdout and exits 0; a flag error
+//! prints Go's message and flag defaults on stderr and exits 1; a command group without
+//! (or with an unknown) subcommand prints the group help on stderr and exits 1.
+//! Unknown verbs print the command list on stderr and exit 1.
 
 /// Unwrap a `Result<T, i32>` or return the exit code from the verb.
 macro_rules! or_exit {
@@ -13,56 +20,40 @@ macro_rules! or_exit {
 
 mod catalog;
 mod debug;
+mod info;
 mod kv;
+mod kv_impexp;
+mod lifecycle;
 mod lock;
+mod members;
 mod misc;
 mod operator;
 pub mod output;
+mod services;
+mod verb;
+mod version;
 mod watch;
+
+pub(crate) use verb::{connect_agent, is_help, load_data_source, Verb};
 
 use crate::api::{Client, ClientConfig};
 use crate::flags::{FlagSet, Parsed};
 
-/// Declare the HTTP flags every verb accepts.
+/// Declares Consul's client and server HTTP flags on a plain [`FlagSet`] (for verbs that
+/// do not use [`Verb`]).
 pub(crate) fn http_flags(fs: &mut FlagSet) {
-    fs.string(
-        "http-addr",
-        "The address of the Consul agent (CONSUL_HTTP_ADDR).",
-    )
-    .string(
-        "token",
-        "ACL token to use in the request (CONSUL_HTTP_TOKEN).",
-    )
-    .string("token-file", "File containing the ACL token.")
-    .string("datacenter", "Name of the datacenter to query.")
-    .bool("stale", "Permit any server to answer the read.")
-    .string("ca-file", "CA file for TLS (not used over plain HTTP).")
-    .string(
-        "client-cert",
-        "Client certificate (not used over plain HTTP).",
-    )
-    .string("client-key", "Client key (not used over plain HTTP).")
-    .string(
-        "tls-server-name",
-        "TLS server name (not used over plain HTTP).",
-    );
+    for (name, kind, help) in verb::CLIENT_FLAGS.iter().chain(verb::SERVER_FLAGS) {
+        fs.add(name, *kind, help);
+    }
 }
 
-/// Build a client from the parsed HTTP flags.
+/// Builds a client from the parsed HTTP flags (`-http-addr`, `-token`, `-token-file`,
+/// `-datacenter`, `-stale`); the environment fills in the rest.
 pub(crate) fn client(p: &Parsed) -> Result<Client, String> {
-    let token = match (p.get_str("token"), p.get_str("token-file")) {
-        (Some(t), _) => Some(t.to_string()),
-        (None, Some(f)) => Some(
-            std::fs::read_to_string(f)
-                .map_err(|e| format!("Error reading token file: {e}"))?
-                .trim()
-                .to_string(),
-        ),
-        _ => None,
-    };
     Client::new(ClientConfig {
         address: p.get_str("http-addr").map(str::to_string),
-        token,
+        token: p.get_str("token").map(str::to_string),
+        token_file: p.get_str("token-file").map(str::to_string),
         datacenter: p.get_str("datacenter").map(str::to_string),
         stale: p.get_bool("stale").unwrap_or(false),
     })
@@ -81,7 +72,8 @@ pub(crate) fn connect(p: &Parsed, what: &str) -> Result<Client, i32> {
     })
 }
 
-/// Parse a verb's flags; on `-h` print the usage (exit 0), on errors the message (exit 1).
+/// Parses a plain [`FlagSet`]: on `-h` prints the usage (exit 0), on errors the message
+/// (exit 1).
 pub(crate) fn parse(fs: &FlagSet, args: &[String], usage: &str) -> Result<Parsed, i32> {
     match fs.parse(args) {
         Ok(p) => Ok(p),
@@ -93,6 +85,35 @@ pub(crate) fn parse(fs: &FlagSet, args: &[String], usage: &str) -> Result<Parsed
             eprintln!("{e}\n\n{usage}");
             Err(1)
         }
+    }
+}
+
+/// A subcommand of a command group: name, synopsis, entry point.
+pub(crate) type Sub = (&'static str, &'static str, fn(&[String]) -> i32);
+
+/// Help of a command group: its text and the list of subcommands, as `mitchellh/cli`
+/// prints it.
+pub(crate) fn group_help(help: &str, subs: &[Sub]) -> String {
+    let w = subs.iter().map(|(n, ..)| n.len()).max().unwrap_or(0);
+    let mut s = format!("{}\n\nSubcommands:", help.trim());
+    for (name, synopsis, _) in subs {
+        s.push_str(&format!("\n    {name:<w$}    {synopsis}"));
+    }
+    s
+}
+
+/// Runs a command group: `args[0]` names the subcommand.
+pub(crate) fn dispatch(args: &[String], help: &str, subs: &[Sub]) -> i32 {
+    let first = args.first().map(String::as_str);
+    if let Some((_, _, run)) = subs.iter().find(|(n, ..)| Some(*n) == first) {
+        return run(&args[1..]);
+    }
+    if is_help(args) {
+        println!("{}", group_help(help, subs));
+        0
+    } else {
+        eprintln!("{}", group_help(help, subs));
+        1
     }
 }
 
@@ -132,36 +153,45 @@ const COMMANDS: &[(&str, &str)] = &[
     ("watch", "Watch for changes in Consul"),
 ];
 
-fn usage() -> String {
+/// The top-level usage: every command with its synopsis (`mitchellh/cli`'s
+/// `BasicHelpFunc` layout).
+pub fn usage() -> String {
+    let w = COMMANDS.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
     let mut s = String::from(
         "Usage: praetor [--version] [--help] <command> [<args>]\n\nAvailable commands are:\n",
     );
     for (c, d) in COMMANDS {
-        s.push_str(&format!("    {c:<16}{d}\n"));
+        s.push_str(&format!("    {c:<w$}    {d}\n"));
     }
     s
 }
 
-/// Run a CLI verb; `args` is argv without the program name. Returns the exit code.
+/// Runs a CLI verb; `args` is argv without the program name (e.g.
+/// `["kv", "put", "-cas", "-modify-index=5", "foo", "bar"]`). Prints to stdout/stderr
+/// itself and returns the process exit code.
 pub fn run(args: &[String]) -> i32 {
-    let rest = if args.is_empty() { &[][..] } else { &args[1..] };
+    // Consul's main turns `-v`/`--version` anywhere before `--` into `version`.
+    if args
+        .iter()
+        .take_while(|a| *a != "--")
+        .any(|a| a == "-v" || a == "--version")
+    {
+        return version::run(&[]);
+    }
+    let rest = args.get(1..).unwrap_or(&[]);
     match args.first().map(String::as_str) {
-        None | Some("-h") | Some("-help") | Some("--help") => {
-            eprintln!("{}", usage());
-            if args.is_empty() {
-                1
-            } else {
-                0
-            }
+        Some("-h") | Some("-help") | Some("--help") => {
+            println!("{}", usage());
+            0
         }
-        Some("version") | Some("-version") | Some("--version") | Some("-v") => misc::version(rest),
+        Some("version") | Some("-version") => version::run(rest),
         Some("kv") => kv::run(rest),
         Some("catalog") => catalog::run(rest),
-        Some("services") => catalog::services(rest),
-        Some("members") => misc::members(rest),
-        Some("info") => misc::info(rest),
-        Some("reload") => misc::reload(rest),
-        Some("leave") => misc::leave(rest),
+        Some("services") => services::run(rest),
+        Some("members") => members::run(rest),
+        Some("info") => info::run(rest),
+        Some("reload") => lifecycle::reload(rest),
+        Some("leave") => lifecycle::leave(rest),
         Some("join") => misc::join(rest),
         Some("force-leave") => misc::force_leave(rest),
         Some("keygen") => misc::keygen(rest),
@@ -174,10 +204,59 @@ pub fn run(args: &[String]) -> i32 {
         Some("debug") => debug::run(rest),
         Some("watch") => watch::run(rest),
         Some("operator") => operator::run(rest),
-        Some(other) => {
+        _ => {
             eprintln!("{}", usage());
-            eprintln!("Unknown command: {other:?}");
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn usage_lists_commands_aligned() {
+        let u = usage();
+        assert!(u.starts_with("Usage: praetor [--version] [--help] <command> [<args>]\n"));
+        assert!(u.contains("\n    kv             Interact with the key-value store\n"));
+        assert!(u.contains("\n    force-leave    Forces a member"));
+    }
+
+    #[test]
+    fn unknown_verbs_and_groups_exit_1() {
+        assert_eq!(run(&args(&["nosuchverb"])), 1);
+        assert_eq!(run(&[]), 1);
+        assert_eq!(run(&args(&["kv"])), 1);
+        assert_eq!(run(&args(&["kv", "bogus"])), 1);
+        assert_eq!(run(&args(&["catalog"])), 1);
+        assert_eq!(run(&args(&["services", "nope"])), 1);
+    }
+
+    #[test]
+    fn help_exits_0() {
+        assert_eq!(run(&args(&["-h"])), 0);
+        assert_eq!(run(&args(&["kv", "-h"])), 0);
+        assert_eq!(run(&args(&["kv", "put", "-h"])), 0);
+        assert_eq!(run(&args(&["kv", "put", "key", "-help"])), 0);
+        assert_eq!(run(&args(&["catalog", "nodes", "--help"])), 0);
+        assert_eq!(run(&args(&["members", "-h"])), 0);
+        assert_eq!(run(&args(&["version", "-v"])), 0);
+    }
+
+    #[test]
+    fn group_help_layout() {
+        fn nop(_: &[String]) -> i32 {
+            0
+        }
+        let subs: &[Sub] = &[("get", "Gets", nop), ("delete", "Deletes", nop)];
+        assert_eq!(
+            group_help("\nUsage: x\n", subs),
+            "Usage: x\n\nSubcommands:\n    get       Gets\n    delete    Deletes"
+        );
     }
 }
