@@ -119,14 +119,7 @@ pub async fn members(State(agent): State<AppState>, p: Params) -> ApiResult {
         Some(g) => g.members().iter().map(member_json).collect(),
         None => vec![self_member(&agent)],
     };
-    let resp = super::read_body(&list, &q)?;
-    let resp = ([("Content-Type", "application/json")], resp).into_response();
-    Ok(super::with_meta(
-        &agent,
-        resp,
-        agent.read(|s| s.last_index()),
-        &q,
-    ))
+    indexed(&agent, agent.read(|s| s.last_index()), &q, &list)
 }
 
 /// `PUT /v1/agent/join/<address>`
@@ -160,14 +153,12 @@ fn local_services(agent: &AppState) -> BTreeMap<String, ServiceJson> {
 /// `GET /v1/agent/services`
 pub async fn services(State(agent): State<AppState>, p: Params) -> ApiResult {
     let q = p.query_options()?;
-    let resp = super::read_body(&local_services(&agent), &q)?;
-    let resp = ([("Content-Type", "application/json")], resp).into_response();
-    Ok(super::with_meta(
+    indexed(
         &agent,
-        resp,
         agent.read(|s| s.last_index()),
         &q,
-    ))
+        &local_services(&agent),
+    )
 }
 
 /// `GET /v1/agent/service/<id>`
@@ -198,14 +189,7 @@ pub async fn checks(State(agent): State<AppState>, p: Params) -> ApiResult {
             })
             .collect()
     };
-    let resp = super::read_body(&out, &q)?;
-    let resp = ([("Content-Type", "application/json")], resp).into_response();
-    Ok(super::with_meta(
-        &agent,
-        resp,
-        agent.read(|s| s.last_index()),
-        &q,
-    ))
+    indexed(&agent, agent.read(|s| s.last_index()), &q, &out)
 }
 
 /// `PUT /v1/agent/service/register`

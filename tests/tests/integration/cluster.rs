@@ -50,6 +50,18 @@ fn leader_of(nodes: &[&Node]) -> Option<usize> {
     nodes.iter().position(|n| rpc_addr(n) == leader)
 }
 
+/// The node name of the leader in `n`'s view of the Raft configuration.
+fn raft_leader_name(n: &Node) -> Option<String> {
+    let c = get(n, "/v1/operator/raft/configuration").json();
+    let l = c["Servers"]
+        .as_array()?
+        .iter()
+        .find(|s| s["Leader"] == true)?["Node"]
+        .as_str()?
+        .to_string();
+    Some(l)
+}
+
 fn alive_members(n: &Node) -> usize {
     get(n, "/v1/agent/members")
         .json()
@@ -334,13 +346,7 @@ fn transfer_leadership() {
     ]);
     assert_eq!((code, out.trim()), (0, "Success"), "{err}");
     wait_until(LONG, "the target to lead", || {
-        let c = get(&s1, "/v1/operator/raft/configuration").json();
-        let l = c["Servers"]
-            .as_array()?
-            .iter()
-            .find(|s| s["Leader"] == true)?["Node"]
-            .as_str()?
-            .to_string();
+        let l = raft_leader_name(&s1)?;
         (l == target_name).then_some(())
     });
     assert_eq!(put(&s1, "/v1/kv/after-transfer", "ok").body, "true");
@@ -348,13 +354,7 @@ fn transfer_leadership() {
     let (code, _, err) = s1.cli(&["operator", "raft", "transfer-leader"]);
     assert_eq!(code, 0, "{err}");
     wait_until(LONG, "a new leader", || {
-        let c = get(&s2, "/v1/operator/raft/configuration").json();
-        let l = c["Servers"]
-            .as_array()?
-            .iter()
-            .find(|s| s["Leader"] == true)?["Node"]
-            .as_str()?
-            .to_string();
+        let l = raft_leader_name(&s2)?;
         (l != target_name).then_some(())
     });
     assert_eq!(put(&s3, "/v1/kv/after-second-transfer", "ok").body, "true");
