@@ -491,6 +491,14 @@ impl RpcBackend for Agent {
         Ok(applied)
     }
 
+    async fn apply_local(&self, cmd: Command) -> rpc::ForwardResult {
+        let Some(raft) = &self.raft else {
+            return rpc::ForwardResult::Failed("not a server".into());
+        };
+        let _gate = self.write_gate.read().await;
+        rpc::raft_write(raft, cmd).await
+    }
+
     fn renew_session(&self, id: &str) -> Option<Session> {
         self.renew_session_local(id)
     }
@@ -588,13 +596,16 @@ impl Agent {
             .get(&target)
             .cloned()
             .ok_or_else(|| AgentError::Raft("target has no address".into()))?;
+        // Hold new writes back (they wait, then go to the new leader) so no append
+        // renews the followers' leader leases while the transfer runs.
+        let gate = self.write_gate.write().await;
         for a in &others {
             let _ = rpc::client::elect_timer(&self.http_client, a, false).await;
         }
         raft.runtime_config().heartbeat(false);
         raft.runtime_config().elect(false);
-        // Writes still replicate and renew the followers' leases, so an election can be
-        // refused; try a few times before giving up.
+        // A vote can still be refused (a lease renewed just before the pause, a slow
+        // timer); try a few times before giving up.
         let mut new_leader = None;
         for _ in 0..5 {
             tokio::time::sleep(lease + Duration::from_millis(100)).await;
@@ -613,6 +624,7 @@ impl Agent {
         }
         raft.runtime_config().heartbeat(true);
         raft.runtime_config().elect(true);
+        drop(gate);
         for a in &others {
             let _ = rpc::client::elect_timer(&self.http_client, a, true).await;
         }

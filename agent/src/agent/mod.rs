@@ -87,6 +87,9 @@ pub struct Agent {
     pub datacenter: String,
     raft: Option<Raft>,
     raft_id: u64,
+    /// Writes to the local Raft hold this shared; a leadership transfer holds it
+    /// exclusively so no append renews the followers' leader leases while it runs.
+    write_gate: tokio::sync::RwLock<()>,
     gossip: Option<Gossip>,
     wan: Option<Gossip>,
     events: Mutex<events::EventLog>,
@@ -339,6 +342,7 @@ impl Agent {
             node_id,
             raft,
             raft_id,
+            write_gate: Default::default(),
             gossip,
             wan,
             events: Mutex::new(Default::default()),
@@ -640,9 +644,14 @@ impl Agent {
         loop {
             let target = match (&self.raft, hint.take()) {
                 (_, Some(h)) => Some(h),
-                (Some(raft), None) => {
+                (Some(_), None) => {
                     let left = deadline.saturating_duration_since(Instant::now());
-                    match tokio::time::timeout(left, rpc::apply_local(raft, cmd.clone())).await {
+                    match tokio::time::timeout(
+                        left,
+                        rpc::RpcBackend::apply_local(self, cmd.clone()),
+                    )
+                    .await
+                    {
                         Err(_) => {
                             return Err(AgentError::Raft(
                                 "timed out waiting for the write to commit (no quorum?)".into(),

@@ -58,6 +58,8 @@ pub trait RpcBackend: Send + Sync + 'static {
     fn renew_session(&self, id: &str) -> Option<Session>;
     /// The catalog's view of one node.
     fn node_view(&self, node: &str) -> NodeView;
+    /// Apply a command on this server if it is the leader.
+    fn apply_local(&self, cmd: Command) -> impl Future<Output = ForwardResult> + Send;
 }
 
 /// The server-port router.
@@ -124,10 +126,7 @@ async fn apply<B: RpcBackend>(
     State(b): State<Arc<B>>,
     Json(cmd): Json<Command>,
 ) -> Json<ForwardResult> {
-    match b.raft() {
-        Some(r) => Json(apply_local(r, cmd).await),
-        None => Json(ForwardResult::Failed("not a server".into())),
-    }
+    Json(b.apply_local(cmd).await)
 }
 
 async fn read_index<B: RpcBackend>(
@@ -171,8 +170,8 @@ async fn elect_now<B: RpcBackend>(State(b): State<Arc<B>>) -> Json<bool> {
     }
 }
 
-/// Apply a command on this server if it is the leader.
-pub async fn apply_local(raft: &Raft, cmd: Command) -> ForwardResult {
+/// Apply a command through `raft` if this server is the leader.
+pub async fn raft_write(raft: &Raft, cmd: Command) -> ForwardResult {
     match raft.client_write(cmd).await {
         Ok(r) => ForwardResult::Applied(r.data),
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
