@@ -5,6 +5,7 @@
 //! `agent` facade → `http` (axum) / `cli` (through the `api` client). `checks` and `local`
 //! (anti-entropy) sit beside the facade.
 
+pub mod acl;
 pub mod agent;
 pub mod api;
 pub mod checks;

@@ -67,6 +67,7 @@ fn raft_id_of(m: &Member) -> Option<u64> {
 pub(super) fn spawn(agent: Arc<Agent>) {
     if agent.gossip.is_none() {
         if agent.raft.is_some() {
+            tokio::spawn(super::acl::acl_init_loop(agent.clone()));
             tokio::spawn(tombstone_gc_loop(agent));
         }
         return;
@@ -74,6 +75,7 @@ pub(super) fn spawn(agent: Arc<Agent>) {
     tokio::spawn(join_loop(agent.clone()));
     tokio::spawn(coordinate_loop(agent.clone()));
     if agent.raft.is_some() {
+        tokio::spawn(super::acl::acl_init_loop(agent.clone()));
         tokio::spawn(tombstone_gc_loop(agent.clone()));
         tokio::spawn(bootstrap_loop(agent.clone()));
         tokio::spawn(reconcile_loop(agent));
@@ -497,6 +499,10 @@ impl RpcBackend for Agent {
         };
         let _gate = self.write_gate.read().await;
         rpc::raft_write(raft, cmd).await
+    }
+
+    fn acl_resolve(&self, secret: &str) -> Option<crate::store::acl::Resolved> {
+        self.acl_resolve_local(secret)
     }
 
     fn renew_session(&self, id: &str) -> Option<Session> {

@@ -2,6 +2,7 @@
 //! the HTTP and DNS layers three things: `apply` a command, `read` the store, and the
 //! leader/consistency metadata for response headers.
 
+pub mod acl;
 mod cluster;
 mod events;
 pub use events::UserEvent;
@@ -90,6 +91,7 @@ pub struct Agent {
     /// Writes to the local Raft hold this shared; a leadership transfer holds it
     /// exclusively so no append renews the followers' leader leases while it runs.
     write_gate: tokio::sync::RwLock<()>,
+    acl_cache: Mutex<acl::AclCache>,
     gossip: Option<Gossip>,
     wan: Option<Gossip>,
     events: Mutex<events::EventLog>,
@@ -188,6 +190,8 @@ impl Agent {
     /// bound here and served by the caller ([`Agent::take_rpc_listener`]), which mounts the
     /// HTTP API on it as well so client agents can forward reads.
     pub async fn start(cfg: RuntimeConfig) -> Result<Arc<Agent>, AgentError> {
+        crate::acl::AclConfig::from_value(&cfg.acl)
+            .map_err(|e| AgentError::Startup(e.to_string()))?;
         let (data_dir, tmp) = match &cfg.data_dir {
             Some(d) if !cfg.dev_mode => (d.clone(), None),
             _ => {
@@ -343,6 +347,7 @@ impl Agent {
             raft,
             raft_id,
             write_gate: Default::default(),
+            acl_cache: Default::default(),
             gossip,
             wan,
             events: Mutex::new(Default::default()),

@@ -16,6 +16,7 @@
 //! Typed endpoints live in the submodules: [`kv`] (KV store), [`catalog`] (catalog
 //! reads) and [`agent`] (local agent and status endpoints).
 
+pub mod acl;
 pub mod agent;
 pub mod catalog;
 pub mod kv;

@@ -18,6 +18,7 @@ macro_rules! or_exit {
     };
 }
 
+mod acl;
 mod catalog;
 mod debug;
 mod info;
@@ -118,6 +119,7 @@ pub(crate) fn dispatch(args: &[String], help: &str, subs: &[Sub]) -> i32 {
 }
 
 const COMMANDS: &[(&str, &str)] = &[
+    ("acl", "Interact with Consul's ACLs"),
     ("agent", "Runs a Consul agent"),
     ("catalog", "Interact with the catalog"),
     ("debug", "Records a debugging archive for operators"),
@@ -186,6 +188,7 @@ pub fn run(args: &[String]) -> i32 {
         }
         Some("version") | Some("-version") => version::run(rest),
         Some("kv") => kv::run(rest),
+        Some("acl") => acl::run(rest),
         Some("catalog") => catalog::run(rest),
         Some("services") => services::run(rest),
         Some("members") => members::run(rest),

@@ -123,9 +123,13 @@ impl Agent {
             .map_err(|e| LookupError::Unavailable(e.to_string()))?;
         let sep = if path.contains('?') { '&' } else { '?' };
         let mut last = String::new();
+        // The server answers with what the DNS token may see.
+        let acl = self.acl_config();
+        let token = acl.dns_token.or(acl.default_token).unwrap_or_default();
         for t in targets.iter().take(3) {
             match client
                 .get(format!("http://{t}{path}{sep}dc={dc}&stale"))
+                .header("X-Consul-Token", token.as_str())
                 .send()
                 .await
             {
@@ -151,6 +155,21 @@ impl Agent {
     }
 }
 
+impl Agent {
+    /// The DNS token's authorizer; a token that cannot be resolved sees nothing.
+    async fn dns_authz(&self) -> Result<std::sync::Arc<crate::acl::Authorizer>, LookupError> {
+        self.authorize_dns()
+            .await
+            .map_err(|e| LookupError::Unavailable(e.to_string()))
+    }
+}
+
+fn dns_visible(a: &crate::acl::Authorizer, node: &str, service: &str) -> bool {
+    use crate::acl::{Access, Resource};
+    a.allowed(Resource::Node, node, Access::Read)
+        && a.allowed(Resource::Service, service, Access::Read)
+}
+
 impl DnsLookup for Agent {
     fn datacenter(&self) -> String {
         self.datacenter.clone()
@@ -164,9 +183,11 @@ impl DnsLookup for Agent {
     ) -> Result<Vec<Instance>, LookupError> {
         let tags: Vec<String> = tag.map(|t| vec![t.to_string()]).unwrap_or_default();
         if dc == self.datacenter && self.is_server() {
+            let a = self.dns_authz().await?;
             let (_, list) = self.read(|s| s.check_service_nodes(service, &[]));
             return Ok(list
                 .into_iter()
+                .filter(|c| dns_visible(&a, &c.node.node, &c.service.service))
                 .filter(|c| {
                     tags.iter()
                         .all(|t| c.service.tags.iter().any(|x| x.eq_ignore_ascii_case(t)))
@@ -191,6 +212,10 @@ impl DnsLookup for Agent {
 
     async fn node(&self, dc: &str, node: &str) -> Result<Option<Node>, LookupError> {
         if dc == self.datacenter && self.is_server() {
+            let a = self.dns_authz().await?;
+            if !a.allowed(crate::acl::Resource::Node, node, crate::acl::Access::Read) {
+                return Ok(None);
+            }
             return Ok(self.read(|s| s.node(node)));
         }
         let Some(body) = self
@@ -206,13 +231,19 @@ impl DnsLookup for Agent {
 
     async fn query(&self, dc: &str, name: &str) -> Result<Option<QueryAnswer>, LookupError> {
         if dc == self.datacenter && self.is_server() {
+            let a = self.dns_authz().await?;
             let r = self
                 .execute_query(name, 0)
                 .await
                 .map_err(|e| LookupError::Unavailable(e.to_string()))?;
             return Ok(r.map(|r| {
                 let ttl = ttl_secs(&r.query.dns.ttl);
-                (r.query.service.service, r.nodes, ttl)
+                let nodes = r
+                    .nodes
+                    .into_iter()
+                    .filter(|i| dns_visible(&a, &i.node.node, &i.service.service))
+                    .collect();
+                (r.query.service.service, nodes, ttl)
             }));
         }
         let Some(body) = self

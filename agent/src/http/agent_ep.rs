@@ -1,10 +1,12 @@
 //! `/v1/agent/*`: this agent's view: self, members, local services and checks (register,
 //! deregister, TTL updates, maintenance), local health by service, reload and leave.
 
+use super::acl::{mark_filtered, Authz};
 use super::catalog::{parse_body, ServiceJson};
 use super::health::CheckJson;
 use super::params::{Params, QueryOptions};
 use super::{indexed, ApiError, ApiResult, AppState};
+use crate::acl::{Access, Resource};
 use crate::definition::{decode_check, decode_service};
 use crate::store::catalog::aggregate_status;
 use crate::types::{HEALTH_CRITICAL, HEALTH_PASSING, HEALTH_WARNING};
@@ -14,6 +16,31 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+
+/// The service name of a local service ID.
+fn local_service_name(agent: &AppState, id: &str) -> Option<String> {
+    let l = agent.local.lock().unwrap_or_else(|e| e.into_inner());
+    l.services.get(id).map(|s| s.service.service.clone())
+}
+
+/// Writing a local check needs write on its service, or on this node for node checks.
+fn check_write(agent: &AppState, a: &Authz, check_id: &str) -> Result<(), ApiError> {
+    let service_id = {
+        let l = agent.local.lock().unwrap_or_else(|e| e.into_inner());
+        l.checks.get(check_id).map(|c| c.check.service_id.clone())
+    };
+    match service_id {
+        Some(sid) if !sid.is_empty() => {
+            let name = local_service_name(agent, &sid).unwrap_or(sid);
+            Ok(a.check(Resource::Service, &name, Access::Write)?)
+        }
+        _ => Ok(a.check(Resource::Node, &agent.node_name, Access::Write)?),
+    }
+}
+
+fn agent_access(agent: &AppState, a: &Authz, need: Access) -> Result<(), ApiError> {
+    Ok(a.check(Resource::Agent, &agent.node_name, need)?)
+}
 
 fn member_json(m: &crate::gossip::Member) -> Value {
     let tags: serde_json::Map<String, Value> = m
@@ -70,7 +97,8 @@ fn raft_stats(agent: &AppState) -> Value {
 }
 
 /// `GET /v1/agent/self`
-pub async fn self_(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn self_(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
+    agent_access(&agent, &a, Access::Read)?;
     let q = p.query_options()?;
     let cfg = agent.config();
     let body = json!({
@@ -108,7 +136,7 @@ pub async fn self_(State(agent): State<AppState>, p: Params) -> ApiResult {
 
 /// `GET /v1/agent/members` (`?wan` lists the WAN pool: only this server until WAN
 /// federation)
-pub async fn members(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn members(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let q = p.query_options()?;
     let pool = if p.has("wan") && p.flag("wan") {
         agent.wan()
@@ -119,11 +147,23 @@ pub async fn members(State(agent): State<AppState>, p: Params) -> ApiResult {
         Some(g) => g.members().iter().map(member_json).collect(),
         None => vec![self_member(&agent)],
     };
-    indexed(&agent, agent.read(|s| s.last_index()), &q, &list)
+    let mut list = list;
+    let filtered = super::acl::retain(&mut list, |m| {
+        a.allowed(
+            Resource::Node,
+            m["Name"].as_str().unwrap_or(""),
+            Access::Read,
+        )
+    });
+    Ok(mark_filtered(
+        indexed(&agent, agent.read(|s| s.last_index()), &q, &list)?,
+        filtered,
+    ))
 }
 
 /// `PUT /v1/agent/join/<address>`
-pub async fn join(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn join(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
+    agent_access(&agent, &a, Access::Write)?;
     let addr = p.rest("/v1/agent/join/");
     if p.has("wan") && p.flag("wan") {
         agent.join_wan(&[addr]).await?;
@@ -134,7 +174,8 @@ pub async fn join(State(agent): State<AppState>, p: Params) -> ApiResult {
 }
 
 /// `PUT /v1/agent/force-leave/<node>?prune`
-pub async fn force_leave(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn force_leave(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
+    a.check(Resource::Operator, "", Access::Write)?;
     let node = p.rest("/v1/agent/force-leave/");
     agent
         .force_leave(&node, p.has("prune") && p.flag("prune"))
@@ -151,31 +192,36 @@ fn local_services(agent: &AppState) -> BTreeMap<String, ServiceJson> {
 }
 
 /// `GET /v1/agent/services`
-pub async fn services(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn services(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let q = p.query_options()?;
-    indexed(
-        &agent,
-        agent.read(|s| s.last_index()),
-        &q,
-        &local_services(&agent),
-    )
+    let mut svcs = local_services(&agent);
+    let before = svcs.len();
+    svcs.retain(|_, s| a.allowed(Resource::Service, &s.service, Access::Read));
+    let filtered = svcs.len() != before;
+    Ok(mark_filtered(
+        indexed(&agent, agent.read(|s| s.last_index()), &q, &svcs)?,
+        filtered,
+    ))
 }
 
 /// `GET /v1/agent/service/<id>`
-pub async fn service(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn service(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let q = p.query_options()?;
     let id = p.rest("/v1/agent/service/");
     let svc = local_services(&agent).remove(&id);
     match svc {
         None => Err(ApiError::not_found(format!("unknown service ID: {id}"))),
-        Some(s) => indexed(&agent, agent.read(|st| st.last_index()), &q, &s),
+        Some(s) => {
+            a.check(Resource::Service, &s.service, Access::Read)?;
+            indexed(&agent, agent.read(|st| st.last_index()), &q, &s)
+        }
     }
 }
 
 /// `GET /v1/agent/checks`
-pub async fn checks(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn checks(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let q = p.query_options()?;
-    let out: BTreeMap<String, CheckJson> = {
+    let out: BTreeMap<String, crate::types::HealthCheck> = {
         let l = agent.local.lock().unwrap_or_else(|e| e.into_inner());
         l.checks
             .iter()
@@ -185,53 +231,86 @@ pub async fn checks(State(agent): State<AppState>, p: Params) -> ApiResult {
                     chk.service_name = s.service.service.clone();
                     chk.service_tags = s.service.tags.clone();
                 }
-                (id.clone(), CheckJson::from(&chk))
+                (id.clone(), chk)
             })
             .collect()
     };
-    indexed(&agent, agent.read(|s| s.last_index()), &q, &out)
+    let before = out.len();
+    let out: BTreeMap<String, CheckJson> = out
+        .into_iter()
+        .filter(|(_, c)| {
+            a.allowed(Resource::Node, &c.node, Access::Read)
+                && (c.service_id.is_empty()
+                    || a.allowed(Resource::Service, &c.service_name, Access::Read))
+        })
+        .map(|(id, c)| (id, CheckJson::from(&c)))
+        .collect();
+    let filtered = out.len() != before;
+    Ok(mark_filtered(
+        indexed(&agent, agent.read(|s| s.last_index()), &q, &out)?,
+        filtered,
+    ))
 }
 
 /// `PUT /v1/agent/service/register`
-pub async fn service_register(State(agent): State<AppState>, p: Params, body: Bytes) -> ApiResult {
+pub async fn service_register(
+    State(agent): State<AppState>,
+    a: Authz,
+    p: Params,
+    body: Bytes,
+) -> ApiResult {
     let v = parse_body(&body)?;
     let def = decode_service(&v).map_err(|e| ApiError::bad_request(e.0))?;
+    a.check(Resource::Service, &def.service.service, Access::Write)?;
     let replace = p.has("replace-existing-checks") && p.flag("replace-existing-checks");
     agent.add_service(def, replace).await?;
     Ok(StatusCode::OK.into_response())
 }
 
 /// `PUT /v1/agent/service/deregister/<id>`
-pub async fn service_deregister(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn service_deregister(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let id = p.rest("/v1/agent/service/deregister/");
+    if let Some(name) = local_service_name(&agent, &id) {
+        a.check(Resource::Service, &name, Access::Write)?;
+    }
     agent.remove_service(&id).await?;
     Ok(StatusCode::OK.into_response())
 }
 
 /// `PUT /v1/agent/check/register`
-pub async fn check_register(State(agent): State<AppState>, body: Bytes) -> ApiResult {
+pub async fn check_register(State(agent): State<AppState>, a: Authz, body: Bytes) -> ApiResult {
     let v = parse_body(&body)?;
     let def = decode_check(&v, None).map_err(|e| ApiError::bad_request(e.0))?;
+    let sid = &def.check.service_id;
+    if sid.is_empty() {
+        a.check(Resource::Node, &agent.node_name, Access::Write)?;
+    } else {
+        let name = local_service_name(&agent, sid).unwrap_or_else(|| sid.clone());
+        a.check(Resource::Service, &name, Access::Write)?;
+    }
     agent.add_check(def).await?;
     Ok(StatusCode::OK.into_response())
 }
 
 /// `PUT /v1/agent/check/deregister/<id>`
-pub async fn check_deregister(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn check_deregister(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let id = p.rest("/v1/agent/check/deregister/");
+    check_write(&agent, &a, &id)?;
     agent.remove_check(&id).await?;
     Ok(StatusCode::OK.into_response())
 }
 
-async fn ttl_update(agent: &AppState, id: &str, status: &str, note: &str) -> ApiResult {
+async fn ttl_update(agent: &AppState, a: &Authz, id: &str, status: &str, note: &str) -> ApiResult {
+    check_write(agent, a, id)?;
     agent.update_check(id, status, note).await?;
     Ok(StatusCode::OK.into_response())
 }
 
 /// `PUT /v1/agent/check/pass/<id>?note=`
-pub async fn check_pass(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn check_pass(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     ttl_update(
         &agent,
+        &a,
         &p.rest("/v1/agent/check/pass/"),
         HEALTH_PASSING,
         p.get("note").unwrap_or(""),
@@ -240,9 +319,10 @@ pub async fn check_pass(State(agent): State<AppState>, p: Params) -> ApiResult {
 }
 
 /// `PUT /v1/agent/check/warn/<id>?note=`
-pub async fn check_warn(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn check_warn(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     ttl_update(
         &agent,
+        &a,
         &p.rest("/v1/agent/check/warn/"),
         HEALTH_WARNING,
         p.get("note").unwrap_or(""),
@@ -251,9 +331,10 @@ pub async fn check_warn(State(agent): State<AppState>, p: Params) -> ApiResult {
 }
 
 /// `PUT /v1/agent/check/fail/<id>?note=`
-pub async fn check_fail(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn check_fail(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     ttl_update(
         &agent,
+        &a,
         &p.rest("/v1/agent/check/fail/"),
         HEALTH_CRITICAL,
         p.get("note").unwrap_or(""),
@@ -262,7 +343,12 @@ pub async fn check_fail(State(agent): State<AppState>, p: Params) -> ApiResult {
 }
 
 /// `PUT /v1/agent/check/update/<id>` with `{"Status": ..., "Output": ...}`
-pub async fn check_update(State(agent): State<AppState>, p: Params, body: Bytes) -> ApiResult {
+pub async fn check_update(
+    State(agent): State<AppState>,
+    a: Authz,
+    p: Params,
+    body: Bytes,
+) -> ApiResult {
     let id = p.rest("/v1/agent/check/update/");
     let v = parse_body(&body)?;
     let o = v.as_object().cloned().unwrap_or_default();
@@ -279,7 +365,7 @@ pub async fn check_update(State(agent): State<AppState>, p: Params, body: Bytes)
             "Invalid check status: '{status}'"
         )));
     }
-    ttl_update(&agent, &id, &status, &get("Output")).await
+    ttl_update(&agent, &a, &id, &status, &get("Output")).await
 }
 
 fn maintenance_args(p: &Params) -> Result<(bool, String), ApiError> {
@@ -293,28 +379,34 @@ fn maintenance_args(p: &Params) -> Result<(bool, String), ApiError> {
 }
 
 /// `PUT /v1/agent/maintenance?enable=true&reason=`
-pub async fn node_maintenance(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn node_maintenance(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
+    a.check(Resource::Node, &agent.node_name, Access::Write)?;
     let (enable, reason) = maintenance_args(&p)?;
     agent.set_maintenance(None, enable, &reason).await?;
     Ok(StatusCode::OK.into_response())
 }
 
 /// `PUT /v1/agent/service/maintenance/<id>?enable=true&reason=`
-pub async fn service_maintenance(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn service_maintenance(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let id = p.rest("/v1/agent/service/maintenance/");
+    if let Some(name) = local_service_name(&agent, &id) {
+        a.check(Resource::Service, &name, Access::Write)?;
+    }
     let (enable, reason) = maintenance_args(&p)?;
     agent.set_maintenance(Some(&id), enable, &reason).await?;
     Ok(StatusCode::OK.into_response())
 }
 
 /// `PUT /v1/agent/reload`
-pub async fn reload(State(agent): State<AppState>) -> ApiResult {
+pub async fn reload(State(agent): State<AppState>, a: Authz) -> ApiResult {
+    agent_access(&agent, &a, Access::Write)?;
     agent.reload().await?;
     Ok(StatusCode::OK.into_response())
 }
 
 /// `PUT /v1/agent/leave`: leave gracefully and shut down.
-pub async fn leave(State(agent): State<AppState>) -> ApiResult {
+pub async fn leave(State(agent): State<AppState>, a: Authz) -> ApiResult {
+    agent_access(&agent, &a, Access::Write)?;
     let a = agent.clone();
     tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -376,9 +468,10 @@ async fn local_health(
 }
 
 /// `GET /v1/agent/health/service/name/<name>`
-pub async fn health_by_name(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn health_by_name(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let q = p.query_options()?;
     let name = p.rest("/v1/agent/health/service/name/");
+    a.check(Resource::Service, &name, Access::Read)?;
     let ids: Vec<String> = {
         let l = agent.local.lock().unwrap_or_else(|e| e.into_inner());
         l.services
@@ -391,9 +484,12 @@ pub async fn health_by_name(State(agent): State<AppState>, p: Params) -> ApiResu
 }
 
 /// `GET /v1/agent/health/service/id/<id>`
-pub async fn health_by_id(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn health_by_id(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let q = p.query_options()?;
     let id = p.rest("/v1/agent/health/service/id/");
+    if let Some(name) = local_service_name(&agent, &id) {
+        a.check(Resource::Service, &name, Access::Read)?;
+    }
     let exists = agent
         .local
         .lock()

@@ -1,8 +1,10 @@
 //! `/v1/catalog/*`: register and deregister (including external nodes), datacenters, nodes,
 //! services, the instances of a service (`tag`, `node-meta` filters), a node's services.
 
+use super::acl::{instance_visible, mark_filtered, retain, Authz};
 use super::params::Params;
 use super::{blocking, indexed, json, ApiError, ApiResult, AppState};
+use crate::acl::{Access, Resource};
 use crate::definition::{decode_check, decode_service};
 use crate::raft::Command;
 use crate::store::catalog::{DeregisterRequest, RegisterRequest};
@@ -57,7 +59,7 @@ fn map_field(o: &serde_json::Map<String, Value>, name: &str) -> BTreeMap<String,
 }
 
 /// `PUT /v1/catalog/register`
-pub async fn register(State(agent): State<AppState>, body: Bytes) -> ApiResult {
+pub async fn register(State(agent): State<AppState>, a: Authz, body: Bytes) -> ApiResult {
     let v = parse_body(&body)?;
     let o = v.as_object().ok_or_else(|| {
         ApiError::bad_request("Request decode failed: body must be a JSON object")
@@ -108,6 +110,26 @@ pub async fn register(State(agent): State<AppState>, body: Bytes) -> ApiResult {
     }
     for c in &mut checks {
         c.node = node_name.clone();
+    }
+    if !skip {
+        a.check(Resource::Node, &node_name, Access::Write)?;
+    }
+    if let Some(svc) = &service {
+        a.check(Resource::Service, &svc.service, Access::Write)?;
+    }
+    for c in &checks {
+        if c.service_id.is_empty() {
+            a.check(Resource::Node, &node_name, Access::Write)?;
+        } else {
+            let name = match &service {
+                Some(svc) if svc.id == c.service_id => svc.service.clone(),
+                _ => agent
+                    .read(|s| s.node_service(&node_name, &c.service_id))
+                    .map(|svc| svc.service)
+                    .unwrap_or_else(|| c.service_id.clone()),
+            };
+            a.check(Resource::Service, &name, Access::Write)?;
+        }
     }
     let req = RegisterRequest {
         node,
@@ -161,7 +183,7 @@ fn decode_catalog_check(v: &Value) -> Result<HealthCheck, ApiError> {
 }
 
 /// `PUT /v1/catalog/deregister`
-pub async fn deregister(State(agent): State<AppState>, body: Bytes) -> ApiResult {
+pub async fn deregister(State(agent): State<AppState>, a: Authz, body: Bytes) -> ApiResult {
     let v = parse_body(&body)?;
     let o = v.as_object().ok_or_else(|| {
         ApiError::bad_request("Request decode failed: body must be a JSON object")
@@ -172,6 +194,15 @@ pub async fn deregister(State(agent): State<AppState>, body: Bytes) -> ApiResult
     }
     let sid = str_field(o, "ServiceID");
     let cid = str_field(o, "CheckID");
+    if sid.is_empty() {
+        a.check(Resource::Node, &node, Access::Write)?;
+    } else {
+        let name = agent
+            .read(|s| s.node_service(&node, &sid))
+            .map(|svc| svc.service)
+            .unwrap_or_else(|| sid.clone());
+        a.check(Resource::Service, &name, Access::Write)?;
+    }
     let req = DeregisterRequest {
         node,
         service_id: (!sid.is_empty()).then_some(sid),
@@ -233,10 +264,13 @@ pub fn node_matches(n: &Node, f: &[(String, String)]) -> bool {
 }
 
 /// `GET /v1/catalog/nodes`
-pub async fn nodes(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn nodes(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let q = p.query_options()?;
     let f = node_meta_filter(&p);
-    let (idx, nodes) = blocking(&agent, &q, vec![Topic::Table("nodes")], |s| s.nodes()).await?;
+    let (idx, mut nodes) = blocking(&agent, &q, vec![Topic::Table("nodes")], |s| s.nodes()).await?;
+    let filtered = retain(&mut nodes, |n| {
+        a.allowed(Resource::Node, &n.node, Access::Read)
+    });
     let out: Vec<NodeJson> = nodes
         .iter()
         .filter(|n| node_matches(n, &f))
@@ -246,11 +280,11 @@ pub async fn nodes(State(agent): State<AppState>, p: Params) -> ApiResult {
     if let Some(c) = super::coordinate::near_coordinate(&agent, &p)? {
         super::coordinate::sort_near(&agent, &c, &mut out, |n| n.node.as_str());
     }
-    indexed(&agent, idx, &q, &out)
+    Ok(mark_filtered(indexed(&agent, idx, &q, &out)?, filtered))
 }
 
 /// `GET /v1/catalog/services`
-pub async fn services(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn services(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let q = p.query_options()?;
     let f = node_meta_filter(&p);
     let (idx, svcs) = blocking(
@@ -279,7 +313,11 @@ pub async fn services(State(agent): State<AppState>, p: Params) -> ApiResult {
         },
     )
     .await?;
-    indexed(&agent, idx, &q, &svcs)
+    let mut svcs = svcs;
+    let before = svcs.len();
+    svcs.retain(|name, _| a.allowed(Resource::Service, name, Access::Read));
+    let filtered = svcs.len() != before;
+    Ok(mark_filtered(indexed(&agent, idx, &q, &svcs)?, filtered))
 }
 
 /// A service instance as `/v1/catalog/service/<name>` lists it.
@@ -338,7 +376,7 @@ fn service_node_json(n: &Node, s: &NodeService) -> ServiceNodeJson {
 }
 
 /// `GET /v1/catalog/service/<name>`
-pub async fn service(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn service(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let q = p.query_options()?;
     let name = p.rest("/v1/catalog/service/");
     let tags = p.all("tag");
@@ -351,11 +389,14 @@ pub async fn service(State(agent): State<AppState>, p: Params) -> ApiResult {
         .into_iter()
         .filter(|(n, _)| node_matches(n, &f))
         .collect();
+    let filtered = retain(&mut list, |(n, s)| {
+        instance_visible(&a, &n.node, &s.service)
+    });
     if let Some(c) = super::coordinate::near_coordinate(&agent, &p)? {
         super::coordinate::sort_near(&agent, &c, &mut list, |(n, _)| n.node.as_str());
     }
     let out: Vec<ServiceNodeJson> = list.iter().map(|(n, s)| service_node_json(n, s)).collect();
-    indexed(&agent, idx, &q, &out)
+    Ok(mark_filtered(indexed(&agent, idx, &q, &out)?, filtered))
 }
 
 /// A service as listed under a node (`/v1/catalog/node/<node>` and the agent endpoints).
@@ -398,9 +439,10 @@ impl ServiceJson {
 }
 
 /// `GET /v1/catalog/node/<node>`
-pub async fn node(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn node(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let q = p.query_options()?;
     let name = p.rest("/v1/catalog/node/");
+    a.check(Resource::Node, &name, Access::Read)?;
     let (idx, r) = blocking(&agent, &q, vec![Topic::Node(name.clone())], |s| {
         s.node_services(&name)
     })
@@ -410,6 +452,7 @@ pub async fn node(State(agent): State<AppState>, p: Params) -> ApiResult {
         Some((n, svcs)) => {
             let services: BTreeMap<String, ServiceJson> = svcs
                 .iter()
+                .filter(|s| a.allowed(Resource::Service, &s.service, Access::Read))
                 .map(|s| (s.id.clone(), ServiceJson::new(s, &n.datacenter)))
                 .collect();
             indexed(
@@ -423,9 +466,10 @@ pub async fn node(State(agent): State<AppState>, p: Params) -> ApiResult {
 }
 
 /// `GET /v1/catalog/node-services/<node>`
-pub async fn node_services(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn node_services(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let q = p.query_options()?;
     let name = p.rest("/v1/catalog/node-services/");
+    a.check(Resource::Node, &name, Access::Read)?;
     let (idx, r) = blocking(&agent, &q, vec![Topic::Node(name.clone())], |s| {
         s.node_services(&name)
     })
@@ -435,6 +479,7 @@ pub async fn node_services(State(agent): State<AppState>, p: Params) -> ApiResul
         Some((n, svcs)) => {
             let services: Vec<ServiceJson> = svcs
                 .iter()
+                .filter(|s| a.allowed(Resource::Service, &s.service, Access::Read))
                 .map(|s| ServiceJson::new(s, &n.datacenter))
                 .collect();
             indexed(

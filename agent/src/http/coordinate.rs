@@ -1,7 +1,10 @@
 //! `/v1/coordinate/*` (network coordinates) and the `?near=` sorting of node and service
 //! listings by estimated round-trip time.
 
+use super::acl::Authz;
 use super::params::Params;
+use crate::acl::{Access, Resource};
+
 use super::{blocking, indexed, ApiError, ApiResult, AppState};
 use crate::store::Topic;
 use crate::types::Coordinate;
@@ -11,23 +14,30 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// `GET /v1/coordinate/nodes`
-pub async fn nodes(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn nodes(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let q = p.query_options()?;
     let (idx, coords) = blocking(&agent, &q, vec![Topic::Table("coordinates")], |s| {
         s.coordinates()
     })
     .await?;
+    let before = coords.len();
     let out: Vec<Value> = coords
         .iter()
+        .filter(|(n, _)| a.allowed(Resource::Node, n, Access::Read))
         .map(|(n, c)| json!({"Node": n, "Segment": "", "Partition": "default", "Coord": c}))
         .collect();
-    indexed(&agent, idx, &q, &out)
+    let filtered = out.len() != before;
+    Ok(super::acl::mark_filtered(
+        indexed(&agent, idx, &q, &out)?,
+        filtered,
+    ))
 }
 
 /// `GET /v1/coordinate/node/<node>`
-pub async fn node(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn node(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let q = p.query_options()?;
     let name = p.rest("/v1/coordinate/node/");
+    a.check(Resource::Node, &name, Access::Read)?;
     let (idx, coords) = blocking(&agent, &q, vec![Topic::Table("coordinates")], |s| {
         s.coordinates()
     })

@@ -1,15 +1,19 @@
 //! `/v1/event/fire/<name>` and `/v1/event/list` (blocking on new events).
 
+use super::acl::Authz;
 use super::params::Params;
-use super::{indexed, json, ApiError, ApiResult, AppState};
+use crate::acl::{Access, Resource};
+
+use super::{indexed, json, ApiResult, AppState};
 use crate::store::Topic;
 use axum::body::Bytes;
 use axum::extract::State;
 use tokio::time::Instant;
 
 /// `PUT /v1/event/fire/<name>?node=&service=&tag=`
-pub async fn fire(State(agent): State<AppState>, p: Params, body: Bytes) -> ApiResult {
+pub async fn fire(State(agent): State<AppState>, a: Authz, p: Params, body: Bytes) -> ApiResult {
     let name = p.rest("/v1/event/fire/");
+    a.check(Resource::Event, &name, Access::Write)?;
     let ev = agent
         .fire_event(
             &name,
@@ -23,7 +27,7 @@ pub async fn fire(State(agent): State<AppState>, p: Params, body: Bytes) -> ApiR
 }
 
 /// `GET /v1/event/list?name=` (blocking with `?index=`)
-pub async fn list(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn list(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let q = p.query_options()?;
     let name = p.get("name").unwrap_or("").to_string();
     if q.index > 0 {
@@ -40,6 +44,12 @@ pub async fn list(State(agent): State<AppState>, p: Params) -> ApiResult {
             }
         }
     }
-    let (idx, events) = agent.list_events(&name);
-    indexed(&agent, idx, &q, &events).map_err(|e: ApiError| e)
+    let (idx, mut events) = agent.list_events(&name);
+    let filtered = super::acl::retain(&mut events, |e| {
+        a.allowed(Resource::Event, &e.name, Access::Read)
+    });
+    Ok(super::acl::mark_filtered(
+        indexed(&agent, idx, &q, &events)?,
+        filtered,
+    ))
 }

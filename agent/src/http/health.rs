@@ -1,9 +1,11 @@
 //! `/v1/health/*`: checks of a node or service, healthy instances of a service (`passing`,
 //! `tag`, `node-meta`), and checks by state.
 
+use super::acl::{instance_visible, mark_filtered, retain, Authz};
 use super::catalog::{node_matches, node_meta_filter, NodeJson, ServiceJson};
 use super::params::Params;
 use super::{blocking, indexed, ApiError, ApiResult, AppState};
+use crate::acl::{Access, Resource};
 use crate::store::catalog::aggregate_status;
 use crate::store::Topic;
 use crate::types::{HealthCheck, HEALTH_CRITICAL, HEALTH_PASSING, HEALTH_WARNING};
@@ -59,34 +61,54 @@ impl From<&HealthCheck> for CheckJson {
     }
 }
 
+/// A check is visible with read on its node, and on its service when it has one.
+fn check_visible(a: &Authz, c: &HealthCheck) -> bool {
+    a.allowed(Resource::Node, &c.node, Access::Read)
+        && (c.service_id.is_empty() || a.allowed(Resource::Service, &c.service_name, Access::Read))
+}
+
+/// The checks the token may see, and whether any were hidden.
+fn visible_checks(a: &Authz, mut v: Vec<HealthCheck>) -> (Vec<HealthCheck>, bool) {
+    let filtered = retain(&mut v, |c| check_visible(a, c));
+    (v, filtered)
+}
+
 fn checks_json(v: &[HealthCheck]) -> Vec<CheckJson> {
     v.iter().map(CheckJson::from).collect()
 }
 
 /// `GET /v1/health/node/<node>`
-pub async fn node(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn node(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let q = p.query_options()?;
     let name = p.rest("/v1/health/node/");
     let (idx, v) = blocking(&agent, &q, vec![Topic::Node(name.clone())], |s| {
         s.node_checks(&name)
     })
     .await?;
-    indexed(&agent, idx, &q, &checks_json(&v))
+    let (v, filtered) = visible_checks(&a, v);
+    Ok(mark_filtered(
+        indexed(&agent, idx, &q, &checks_json(&v))?,
+        filtered,
+    ))
 }
 
 /// `GET /v1/health/checks/<service>`
-pub async fn checks(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn checks(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let q = p.query_options()?;
     let name = p.rest("/v1/health/checks/");
     let (idx, v) = blocking(&agent, &q, vec![Topic::Service(name.clone())], |s| {
         s.service_checks(&name)
     })
     .await?;
-    indexed(&agent, idx, &q, &checks_json(&v))
+    let (v, filtered) = visible_checks(&a, v);
+    Ok(mark_filtered(
+        indexed(&agent, idx, &q, &checks_json(&v))?,
+        filtered,
+    ))
 }
 
 /// `GET /v1/health/state/<state>` (`any`, `passing`, `warning`, `critical`)
-pub async fn state(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn state(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let q = p.query_options()?;
     let st = p.rest("/v1/health/state/");
     if !matches!(
@@ -113,7 +135,11 @@ pub async fn state(State(agent): State<AppState>, p: Params) -> ApiResult {
                 .collect()
         })
     };
-    indexed(&agent, idx, &q, &checks_json(&v))
+    let (v, filtered) = visible_checks(&a, v);
+    Ok(mark_filtered(
+        indexed(&agent, idx, &q, &checks_json(&v))?,
+        filtered,
+    ))
 }
 
 #[derive(Serialize)]
@@ -125,7 +151,7 @@ struct CheckServiceNodeJson {
 }
 
 /// `GET /v1/health/service/<service>`
-pub async fn service(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn service(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let q = p.query_options()?;
     let name = p.rest("/v1/health/service/");
     let tags = p.all("tag");
@@ -135,6 +161,10 @@ pub async fn service(State(agent): State<AppState>, p: Params) -> ApiResult {
         s.check_service_nodes(&name, &tags)
     })
     .await?;
+    let mut list = list;
+    let filtered = retain(&mut list, |c| {
+        instance_visible(&a, &c.node.node, &c.service.service)
+    });
     let out: Vec<CheckServiceNodeJson> = list
         .iter()
         .filter(|c| node_matches(&c.node, &f))
@@ -149,5 +179,5 @@ pub async fn service(State(agent): State<AppState>, p: Params) -> ApiResult {
     if let Some(c) = super::coordinate::near_coordinate(&agent, &p)? {
         super::coordinate::sort_near(&agent, &c, &mut out, |x| x.node.node.as_str());
     }
-    indexed(&agent, idx, &q, &out)
+    Ok(mark_filtered(indexed(&agent, idx, &q, &out)?, filtered))
 }

@@ -1,8 +1,11 @@
 //! `/v1/operator/keyring`: list (GET), install (POST), use (PUT) and remove (DELETE) gossip
 //! encryption keys across the LAN pool (and the WAN pool on servers).
 
+use super::acl::Authz;
 use super::catalog::parse_body;
 use super::params::Params;
+use crate::acl::{Access, Resource};
+
 use super::{indexed, json, ApiError, ApiResult, AppState};
 use crate::gossip::keyring::decode_key;
 use crate::gossip::task::KeyOp;
@@ -36,10 +39,17 @@ async fn summary(pool: &Gossip, wan: bool, dc: &str) -> Result<Value, ApiError> 
 /// `GET|POST|PUT|DELETE /v1/operator/keyring`
 pub async fn keyring(
     State(agent): State<AppState>,
+    a: Authz,
     method: Method,
     p: Params,
     body: Bytes,
 ) -> ApiResult {
+    let need = if method == Method::GET {
+        Access::Read
+    } else {
+        Access::Write
+    };
+    a.check(Resource::Keyring, "", need)?;
     let Some(lan) = agent.gossip() else {
         return Err(ApiError::internal("gossip is disabled"));
     };

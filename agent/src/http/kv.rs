@@ -1,8 +1,10 @@
 //! `/v1/kv/<key>`: GET (single, `recurse`, `keys` with `separator`, `raw`), PUT (`flags`,
 //! `cas`, `acquire`, `release`), DELETE (`recurse`, `cas`).
 
+use super::acl::{mark_filtered, retain, Authz};
 use super::params::Params;
 use super::{blocking, indexed, json, not_found_indexed, ApiError, ApiResult, AppState};
+use crate::acl::{Access, Resource};
 use crate::raft::Command;
 use crate::store::kv::KvOp;
 use crate::store::Topic;
@@ -46,6 +48,7 @@ fn to_json(e: &KvEntry) -> KvJson<'_> {
 /// Dispatch on method.
 pub async fn handle(
     State(agent): State<AppState>,
+    a: Authz,
     method: Method,
     p: Params,
     body: Bytes,
@@ -53,9 +56,21 @@ pub async fn handle(
     let key = p.rest("/v1/kv/");
     super::check_dc(&agent, &p.query_options()?)?;
     match method {
-        Method::GET => get(&agent, &p, &key).await,
-        Method::PUT | Method::POST => put(&agent, &p, &key, body).await,
-        Method::DELETE => delete(&agent, &p, &key).await,
+        Method::GET => get(&agent, &a, &p, &key).await,
+        Method::PUT | Method::POST => {
+            a.check(Resource::Key, &key, Access::Write)?;
+            put(&agent, &p, &key, body).await
+        }
+        Method::DELETE => {
+            if p.has("recurse") && p.flag("recurse") {
+                if !a.key_write_prefix(&key) {
+                    return Err(a.denied(Resource::Key, &key, Access::Write).into());
+                }
+            } else {
+                a.check(Resource::Key, &key, Access::Write)?;
+            }
+            delete(&agent, &p, &key).await
+        }
         m => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("method {m} not allowed"),
@@ -63,30 +78,39 @@ pub async fn handle(
     }
 }
 
-async fn get(agent: &AppState, p: &Params, key: &str) -> ApiResult {
+async fn get(agent: &AppState, a: &Authz, p: &Params, key: &str) -> ApiResult {
     let q = p.query_options()?;
+    let listing = (p.has("keys") && p.flag("keys")) || (p.has("recurse") && p.flag("recurse"));
+    if listing && agent.acl_config().enable_key_list_policy {
+        a.check(Resource::Key, key, Access::List)?;
+    }
     if p.has("keys") && p.flag("keys") {
         let sep = p.get("separator").unwrap_or("").to_string();
-        let (idx, keys) = blocking(agent, &q, vec![Topic::KvPrefix(key.to_string())], |s| {
+        let (idx, mut keys) = blocking(agent, &q, vec![Topic::KvPrefix(key.to_string())], |s| {
             s.kv_keys(key, &sep)
         })
         .await?;
+        let filtered = retain(&mut keys, |k| a.allowed(Resource::Key, k, Access::Read));
         if keys.is_empty() {
-            return not_found_indexed(agent, idx, &q);
+            return Ok(mark_filtered(not_found_indexed(agent, idx, &q)?, filtered));
         }
-        return indexed(agent, idx, &q, &keys);
+        return Ok(mark_filtered(indexed(agent, idx, &q, &keys)?, filtered));
     }
     if p.has("recurse") && p.flag("recurse") {
-        let (idx, list) = blocking(agent, &q, vec![Topic::KvPrefix(key.to_string())], |s| {
+        let (idx, mut list) = blocking(agent, &q, vec![Topic::KvPrefix(key.to_string())], |s| {
             s.kv_list(key)
         })
         .await?;
+        let filtered = retain(&mut list, |e| {
+            a.allowed(Resource::Key, &e.key, Access::Read)
+        });
         if list.is_empty() {
-            return not_found_indexed(agent, idx, &q);
+            return Ok(mark_filtered(not_found_indexed(agent, idx, &q)?, filtered));
         }
         let out: Vec<KvJson> = list.iter().map(to_json).collect();
-        return indexed(agent, idx, &q, &out);
+        return Ok(mark_filtered(indexed(agent, idx, &q, &out)?, filtered));
     }
+    a.check(Resource::Key, key, Access::Read)?;
     let (idx, entry) = blocking(agent, &q, vec![Topic::Kv(key.to_string())], |s| {
         s.kv_get(key)
     })

@@ -3,6 +3,7 @@
 //! status codes and headers (`X-Consul-Index`, `X-Consul-KnownLeader`,
 //! `X-Consul-LastContact`, `X-Consul-Effective-Consistency`).
 
+pub mod acl;
 mod agent_ep;
 mod catalog;
 mod coordinate;
@@ -141,6 +142,20 @@ pub fn router(agent: Arc<Agent>) -> Router {
         )
         .route("/v1/query/{id}/execute", get(query::execute))
         .route("/v1/query/{id}/explain", get(query::explain))
+        // ACLs
+        .route("/v1/acl/bootstrap", put(acl::bootstrap))
+        .route("/v1/acl/token/self", get(acl::token_self))
+        .route("/v1/acl/token", put(acl::token))
+        .route("/v1/acl/token/{*id}", any(acl::token))
+        .route("/v1/acl/tokens", get(acl::token_list))
+        .route("/v1/acl/policy", put(acl::policy))
+        .route("/v1/acl/policy/name/{*name}", get(acl::policy_by_name))
+        .route("/v1/acl/policy/{*id}", any(acl::policy))
+        .route("/v1/acl/policies", get(acl::policy_list))
+        .route("/v1/acl/role", put(acl::role))
+        .route("/v1/acl/role/name/{*name}", get(acl::role_by_name))
+        .route("/v1/acl/role/{*id}", any(acl::role))
+        .route("/v1/acl/roles", get(acl::role_list))
         // gossip keyring
         .route("/v1/operator/keyring", any(keyring::keyring))
         // transactions
@@ -167,6 +182,10 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/ui/{*rest}", get(ui::index))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            agent.clone(),
+            acl::authorize,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             agent.clone(),
             proxy::forward_if_needed,

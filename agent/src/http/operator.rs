@@ -1,7 +1,10 @@
 //! `/v1/operator/raft/*`: the Raft configuration as Consul reports it, and removing a peer.
 //! Changes are made by the leader; a follower forwards the request to it.
 
+use super::acl::Authz;
 use super::params::Params;
+use crate::acl::{Access, Resource};
+
 use super::{indexed, ApiError, ApiResult, AppState};
 use crate::raft::typ::Raft;
 use axum::extract::{Request, State};
@@ -33,7 +36,8 @@ fn raft_of(agent: &AppState) -> Result<&Raft, ApiError> {
 }
 
 /// `GET /v1/operator/raft/configuration`
-pub async fn configuration(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn configuration(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
+    a.check(Resource::Operator, "", Access::Read)?;
     let q = p.query_options()?;
     agent.barrier(q.consistency).await?;
     let raft = raft_of(&agent)?;
@@ -75,7 +79,8 @@ pub async fn configuration(State(agent): State<AppState>, p: Params) -> ApiResul
 }
 
 /// `DELETE /v1/operator/raft/peer?id=<node-id>` or `?address=<ip:port>`
-pub async fn remove_peer(State(agent): State<AppState>, req: Request) -> ApiResult {
+pub async fn remove_peer(State(agent): State<AppState>, a: Authz, req: Request) -> ApiResult {
+    a.check(Resource::Operator, "", Access::Write)?;
     if !agent.is_leader() {
         let (_, addr) = agent
             .leader()
@@ -132,7 +137,8 @@ pub async fn remove_peer(State(agent): State<AppState>, req: Request) -> ApiResu
 }
 
 /// `POST /v1/operator/raft/transfer-leader[?id=<node-id>]`
-pub async fn transfer_leader(State(agent): State<AppState>, req: Request) -> ApiResult {
+pub async fn transfer_leader(State(agent): State<AppState>, a: Authz, req: Request) -> ApiResult {
+    a.check(Resource::Operator, "", Access::Write)?;
     if !agent.is_leader() {
         let (_, addr) = agent
             .leader()

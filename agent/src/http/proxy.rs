@@ -22,6 +22,7 @@ const FORWARDED: &[&str] = &[
     "/v1/snapshot",
     "/v1/coordinate/",
     "/v1/query",
+    "/v1/acl/",
 ];
 
 /// Largest body forwarded (KV values are limited to 512 KiB; txn bodies are larger).

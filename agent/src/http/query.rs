@@ -1,8 +1,11 @@
 //! `/v1/query`: prepared query CRUD, `/execute` and `/explain`.
 
+use super::acl::Authz;
 use super::catalog::{parse_body, NodeJson, ServiceJson};
 use super::health::CheckJson;
 use super::params::Params;
+use crate::acl::{Access, Resource};
+
 use super::{blocking, indexed, json, ApiError, ApiResult, AppState};
 use crate::raft::Command;
 use crate::store::query::PreparedQuery;
@@ -36,8 +39,9 @@ fn decode(body: &Bytes) -> Result<PreparedQuery, ApiError> {
 }
 
 /// `POST /v1/query`
-pub async fn create(State(agent): State<AppState>, body: Bytes) -> ApiResult {
+pub async fn create(State(agent): State<AppState>, a: Authz, body: Bytes) -> ApiResult {
     let mut q = decode(&body)?;
+    a.check(Resource::Query, &q.name, Access::Write)?;
     q.id = uuid::Uuid::new_v4().to_string();
     let id = q.id.clone();
     agent.apply_checked(Command::QuerySet(Box::new(q))).await?;
@@ -45,13 +49,20 @@ pub async fn create(State(agent): State<AppState>, body: Bytes) -> ApiResult {
 }
 
 /// `GET /v1/query`
-pub async fn list(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn list(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let q = p.query_options()?;
     let (idx, v) = blocking(&agent, &q, vec![Topic::Table("prepared-queries")], |s| {
         s.query_list()
     })
     .await?;
-    indexed(&agent, idx, &q, &v)
+    let mut v = v;
+    let filtered = super::acl::retain(&mut v, |x| {
+        a.allowed(Resource::Query, &x.name, Access::Read)
+    });
+    Ok(super::acl::mark_filtered(
+        indexed(&agent, idx, &q, &v)?,
+        filtered,
+    ))
 }
 
 fn id_of(p: &Params) -> String {
@@ -62,7 +73,7 @@ fn id_of(p: &Params) -> String {
 }
 
 /// `GET /v1/query/<id>`
-pub async fn get(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn get(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let q = p.query_options()?;
     let id = id_of(&p);
     let (idx, found) = blocking(&agent, &q, vec![Topic::Table("prepared-queries")], |s| {
@@ -71,25 +82,34 @@ pub async fn get(State(agent): State<AppState>, p: Params) -> ApiResult {
     })
     .await?;
     match found {
-        Some(query) => indexed(&agent, idx, &q, &vec![query]),
+        Some(query) => {
+            a.check(Resource::Query, &query.name, Access::Read)?;
+            indexed(&agent, idx, &q, &vec![query])
+        }
         None => Err(ApiError::not_found("Query not found")),
     }
 }
 
 /// `PUT /v1/query/<id>`
-pub async fn update(State(agent): State<AppState>, p: Params, body: Bytes) -> ApiResult {
+pub async fn update(State(agent): State<AppState>, a: Authz, p: Params, body: Bytes) -> ApiResult {
     let id = id_of(&p);
-    if agent.read(|s| s.query_list().1.iter().all(|x| x.id != id)) {
+    let Some(old) = agent.read(|s| s.query_list().1.into_iter().find(|x| x.id == id)) else {
         return Err(ApiError::not_found("Query not found"));
-    }
+    };
+    a.check(Resource::Query, &old.name, Access::Write)?;
     let mut q = decode(&body)?;
+    a.check(Resource::Query, &q.name, Access::Write)?;
     q.id = id;
     agent.apply_checked(Command::QuerySet(Box::new(q))).await?;
     Ok(StatusCode::OK.into_response())
 }
 
 /// `DELETE /v1/query/<id>`
-pub async fn delete(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn delete(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
+    let id = id_of(&p);
+    if let Some(old) = agent.read(|s| s.query_list().1.into_iter().find(|x| x.id == id)) {
+        a.check(Resource::Query, &old.name, Access::Write)?;
+    }
     agent
         .apply_checked(Command::QueryDelete { id: id_of(&p) })
         .await?;
@@ -97,7 +117,7 @@ pub async fn delete(State(agent): State<AppState>, p: Params) -> ApiResult {
 }
 
 /// `GET /v1/query/<id or name>/execute?limit=N`
-pub async fn execute(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn execute(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let q = p.query_options()?;
     agent.barrier(q.consistency).await?;
     let limit = p.u64("limit", "limit")?.unwrap_or(0) as usize;
@@ -107,6 +127,7 @@ pub async fn execute(State(agent): State<AppState>, p: Params) -> ApiResult {
     let nodes: Vec<Value> = r
         .nodes
         .iter()
+        .filter(|i| super::acl::instance_visible(&a, &i.node.node, &i.service.service))
         .map(|i| {
             json!({
                 "Node": NodeJson::from(&i.node),

@@ -1,7 +1,10 @@
 //! `/v1/session/*`: create, destroy, renew, info, node, list.
 
+use super::acl::{mark_filtered, retain, Authz};
 use super::catalog::parse_body;
 use super::params::Params;
+use crate::acl::{Access, Resource};
+
 use super::{blocking, indexed, json, ApiError, ApiResult, AppState};
 use crate::store::Topic;
 use crate::types::Session;
@@ -50,26 +53,29 @@ impl From<&Session> for SessionJson {
 }
 
 /// `PUT /v1/session/create`
-pub async fn create(State(agent): State<AppState>, body: Bytes) -> ApiResult {
+pub async fn create(State(agent): State<AppState>, a: Authz, body: Bytes) -> ApiResult {
     let v = parse_body(&body)?;
     let s = agent.decode_session(&v)?;
+    a.check(Resource::Session, &s.node, Access::Write)?;
     let id = agent.create_session(s).await?;
     json(&serde_json::json!({ "ID": id }))
 }
 
 /// `PUT /v1/session/destroy/<id>`
-pub async fn destroy(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn destroy(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let id = p.rest("/v1/session/destroy/");
     if id.is_empty() {
         return Err(ApiError::bad_request("Missing session"));
     }
+    session_write(&agent, &a, &id)?;
     json(&agent.destroy_session(&id).await?)
 }
 
 /// `PUT /v1/session/renew/<id>`
-pub async fn renew(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn renew(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let q = p.query_options()?;
     let id = p.rest("/v1/session/renew/");
+    session_write(&agent, &a, &id)?;
     agent.barrier(q.consistency).await?;
     match agent.renew_session(&id).await? {
         None => Err(ApiError::not_found(format!("Session id '{id}' not found"))),
@@ -81,44 +87,67 @@ pub async fn renew(State(agent): State<AppState>, p: Params) -> ApiResult {
 }
 
 /// `GET /v1/session/info/<id>`
-pub async fn info(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn info(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let q = p.query_options()?;
     let id = p.rest("/v1/session/info/");
     let (idx, s) = blocking(&agent, &q, vec![Topic::Session(id.clone())], |st| {
         st.session_get(&id)
     })
     .await?;
+    let mut s: Vec<Session> = s.into_iter().collect();
+    let filtered = retain(&mut s, |x| {
+        a.allowed(Resource::Session, &x.node, Access::Read)
+    });
     let out: Vec<SessionJson> = s.iter().map(SessionJson::from).collect();
-    indexed(&agent, idx, &q, &out)
+    Ok(mark_filtered(indexed(&agent, idx, &q, &out)?, filtered))
 }
 
 /// `GET /v1/session/node/<node>`
-pub async fn node(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn node(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let q = p.query_options()?;
     let n = p.rest("/v1/session/node/");
     let (idx, v) = blocking(&agent, &q, vec![Topic::Table("sessions")], |st| {
         st.node_sessions(&n)
     })
     .await?;
-    indexed(
-        &agent,
-        idx,
-        &q,
-        &v.iter().map(SessionJson::from).collect::<Vec<_>>(),
-    )
+    session_list_answer(&agent, &a, idx, &q, v)
 }
 
 /// `GET /v1/session/list`
-pub async fn list(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn list(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
     let q = p.query_options()?;
     let (idx, v) = blocking(&agent, &q, vec![Topic::Table("sessions")], |st| {
         st.session_list()
     })
     .await?;
-    indexed(
-        &agent,
-        idx,
-        &q,
-        &v.iter().map(SessionJson::from).collect::<Vec<_>>(),
-    )
+    session_list_answer(&agent, &a, idx, &q, v)
+}
+
+fn session_list_answer(
+    agent: &AppState,
+    a: &Authz,
+    idx: u64,
+    q: &super::params::QueryOptions,
+    mut v: Vec<Session>,
+) -> ApiResult {
+    let filtered = retain(&mut v, |x| {
+        a.allowed(Resource::Session, &x.node, Access::Read)
+    });
+    Ok(mark_filtered(
+        indexed(
+            agent,
+            idx,
+            q,
+            &v.iter().map(SessionJson::from).collect::<Vec<_>>(),
+        )?,
+        filtered,
+    ))
+}
+
+/// Destroying or renewing a session needs `session:write` on its node.
+fn session_write(agent: &AppState, a: &Authz, id: &str) -> Result<(), ApiError> {
+    if let (_, Some(s)) = agent.read(|st| st.session_get(id)) {
+        a.check(Resource::Session, &s.node, Access::Write)?;
+    }
+    Ok(())
 }

@@ -4,8 +4,10 @@
 //! Format (Praetor's own; Consul's raft snapshots are not interchangeable): JSON
 //! `{"Format":"praetor-snapshot","Version":1,"Index":N,"Datacenter":"dc1","Data":{...}}`.
 
+use super::acl::Authz;
 use super::params::Params;
 use super::{ApiError, ApiResult, AppState};
+use crate::acl::{Access, Resource};
 use crate::raft::Command;
 use crate::store::StoreData;
 use axum::body::Bytes;
@@ -29,7 +31,8 @@ pub struct SnapshotDoc {
 }
 
 /// `GET /v1/snapshot`
-pub async fn save(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn save(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
+    management(&a)?;
     let q = p.query_options()?;
     agent.barrier(q.consistency).await?;
     let (index, data) = agent.read(|s| (s.last_index(), s.data().clone()));
@@ -60,10 +63,16 @@ pub fn decode(body: &[u8]) -> Result<SnapshotDoc, ApiError> {
 }
 
 /// `PUT /v1/snapshot`
-pub async fn restore(State(agent): State<AppState>, body: Bytes) -> ApiResult {
+pub async fn restore(State(agent): State<AppState>, a: Authz, body: Bytes) -> ApiResult {
+    management(&a)?;
     let doc = decode(&body)?;
     agent
         .apply_checked(Command::Restore(Box::new(doc.data)))
         .await?;
     Ok(StatusCode::OK.into_response())
+}
+
+/// Snapshots hold every secret: they need a management token (Consul: `acl:write`).
+fn management(a: &Authz) -> Result<(), ApiError> {
+    Ok(a.check(Resource::Acl, "", Access::Write)?)
 }

@@ -1,7 +1,10 @@
 //! `/v1/agent/metrics` (Consul's JSON, or `?format=prometheus`), `/v1/agent/monitor`
 //! (streamed log lines), and the middleware timing every API call (`consul.api.http`).
 
+use super::acl::Authz;
 use super::params::Params;
+use crate::acl::{Access, Resource};
+
 use super::{ApiError, ApiResult, AppState};
 use crate::monitor::{parse_level, Monitor};
 use axum::body::Body;
@@ -11,7 +14,8 @@ use axum::response::{IntoResponse, Response};
 use std::time::Instant;
 
 /// `GET /v1/agent/metrics`
-pub async fn metrics(State(agent): State<AppState>, p: Params) -> ApiResult {
+pub async fn metrics(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
+    a.check(Resource::Agent, &agent.node_name, Access::Read)?;
     crate::metrics::gauge(
         "consul.server.isLeader",
         if agent.is_leader() { 1.0 } else { 0.0 },
@@ -65,7 +69,8 @@ pub async fn metrics(State(agent): State<AppState>, p: Params) -> ApiResult {
 }
 
 /// `GET /v1/agent/monitor?loglevel=debug[&logjson]`: log lines until the client leaves.
-pub async fn monitor(p: Params) -> ApiResult {
+pub async fn monitor(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResult {
+    a.check(Resource::Agent, &agent.node_name, Access::Read)?;
     let level = parse_level(p.get("loglevel").unwrap_or("info")).ok_or_else(|| {
         ApiError::bad_request(format!(
             "Unknown log level: {}",

@@ -2,10 +2,12 @@
 //! Read-only transactions are answered from the local state without a log entry; on
 //! failure the answer is 409 with `Errors: [{OpIndex, What}]`.
 
+use super::acl::Authz;
 use super::catalog::{parse_body, NodeJson};
 use super::health::CheckJson;
 use super::params::Params;
 use super::{ApiError, ApiResult, AppState};
+use crate::acl::{Access, Authorizer, Resource};
 use crate::definition::decode_service;
 use crate::raft::{Command, CommandResponse};
 use crate::store::txn::{TxnError, TxnOp, TxnResult};
@@ -165,8 +167,84 @@ fn result_json(agent: &AppState, r: &TxnResult) -> Value {
     }
 }
 
+/// Check every operation against the token before anything is applied; the denials are
+/// reported as a failed transaction (409), as Consul does.
+fn vet(agent: &AppState, a: &Authorizer, ops: &[TxnOp]) -> Vec<TxnError> {
+    let mut errors = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let r = match op {
+            TxnOp::Kv { verb, key, .. } => match verb.as_str() {
+                "get" | "get-tree" | "check-index" | "check-session" | "check-not-exists" => {
+                    a.check(Resource::Key, key, Access::Read)
+                }
+                "delete-tree" if !a.key_write_prefix(key) => {
+                    Err(a.denied(Resource::Key, key, Access::Write))
+                }
+                "delete-tree" => Ok(()),
+                _ => a.check(Resource::Key, key, Access::Write),
+            },
+            TxnOp::Node { verb, node } => a.check(
+                Resource::Node,
+                &node.node,
+                if verb == "get" {
+                    Access::Read
+                } else {
+                    Access::Write
+                },
+            ),
+            TxnOp::Service { verb, service, .. } => a.check(
+                Resource::Service,
+                &service.service,
+                if verb == "get" {
+                    Access::Read
+                } else {
+                    Access::Write
+                },
+            ),
+            TxnOp::Check { verb, check } => {
+                let need = if verb == "get" {
+                    Access::Read
+                } else {
+                    Access::Write
+                };
+                if check.service_id.is_empty() {
+                    a.check(Resource::Node, &check.node, need)
+                } else {
+                    let name = if check.service_name.is_empty() {
+                        agent
+                            .read(|s| s.node_service(&check.node, &check.service_id))
+                            .map(|s| s.service)
+                            .unwrap_or_else(|| check.service_id.clone())
+                    } else {
+                        check.service_name.clone()
+                    };
+                    a.check(Resource::Service, &name, need)
+                }
+            }
+        };
+        if let Err(d) = r {
+            errors.push(TxnError {
+                op_index: i,
+                what: d.to_string(),
+            });
+        }
+    }
+    errors
+}
+
+/// Drop results the token may not read (`get-tree` can reach keys the prefix rule hides).
+fn visible(a: &Authorizer, r: &TxnResult) -> bool {
+    match r {
+        TxnResult::Kv(e) => a.allowed(Resource::Key, &e.key, Access::Read),
+        TxnResult::Node(n) => a.allowed(Resource::Node, &n.node, Access::Read),
+        TxnResult::Service(s) => a.allowed(Resource::Service, &s.service, Access::Read),
+        TxnResult::Check(c) => a.allowed(Resource::Node, &c.node, Access::Read),
+    }
+}
+
 fn answer(
     agent: &AppState,
+    a: &Authorizer,
     r: Result<Vec<TxnResult>, Vec<TxnError>>,
     index: u64,
     p: &Params,
@@ -174,7 +252,7 @@ fn answer(
     let q = p.query_options()?;
     match r {
         Ok(results) => {
-            let out = json!({"Results": results.iter().map(|r| result_json(agent, r)).collect::<Vec<_>>(), "Errors": Value::Null});
+            let out = json!({"Results": results.iter().filter(|r| visible(a, r)).map(|r| result_json(agent, r)).collect::<Vec<_>>(), "Errors": Value::Null});
             super::indexed(agent, index, &q, &out)
         }
         Err(errors) => {
@@ -191,7 +269,7 @@ fn answer(
 }
 
 /// `PUT /v1/txn`
-pub async fn txn(State(agent): State<AppState>, p: Params, body: Bytes) -> ApiResult {
+pub async fn txn(State(agent): State<AppState>, a: Authz, p: Params, body: Bytes) -> ApiResult {
     if body.len() > TXN_MAX_REQ_LEN {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -212,16 +290,21 @@ pub async fn txn(State(agent): State<AppState>, p: Params, body: Bytes) -> ApiRe
         ));
     }
     let ops = list.iter().map(decode_op).collect::<Result<Vec<_>, _>>()?;
+    let denied = vet(&agent, &a, &ops);
+    if !denied.is_empty() {
+        let idx = agent.read(|st| st.last_index());
+        return answer(&agent, &a, Err(denied), idx, &p);
+    }
     if Store::txn_is_read_only(&ops) {
         let q = p.query_options()?;
         agent.barrier(q.consistency).await?;
         let (idx, r) = agent.read(|st| (st.last_index(), st.txn_read(&ops)));
-        return answer(&agent, r, idx, &p);
+        return answer(&agent, &a, r, idx, &p);
     }
     match agent.apply(Command::Txn(ops)).await? {
         CommandResponse::Txn(r) => {
             let idx = agent.read(|st| st.last_index());
-            answer(&agent, r, idx, &p)
+            answer(&agent, &a, r, idx, &p)
         }
         CommandResponse::Error(e) => Err(ApiError::internal(e.to_string())),
         _ => Err(ApiError::internal("unexpected transaction result")),

@@ -46,6 +46,25 @@ pub enum Command {
     ReapTombstones { upto: Index },
     /// Replace the whole state with a snapshot's (`/v1/snapshot` restore).
     Restore(Box<StoreData>),
+    /// The one-time ACL bootstrap: store the first management token.
+    AclBootstrap(Box<crate::acl::AclToken>),
+    /// The leader's ACL initialization: insert what is missing.
+    AclInit {
+        policies: Vec<crate::acl::AclPolicy>,
+        tokens: Vec<crate::acl::AclToken>,
+    },
+    /// Create or replace an ACL token.
+    AclTokenSet(Box<crate::acl::AclToken>),
+    /// Delete an ACL token by accessor ID.
+    AclTokenDelete { accessor: String },
+    /// Create or replace an ACL policy.
+    AclPolicySet(Box<crate::acl::AclPolicy>),
+    /// Delete an ACL policy.
+    AclPolicyDelete { id: String },
+    /// Create or replace an ACL role.
+    AclRoleSet(Box<crate::acl::AclRole>),
+    /// Delete an ACL role.
+    AclRoleDelete { id: String },
     /// No-op used as a write barrier.
     Noop,
 }
@@ -93,6 +112,14 @@ impl Command {
             Command::ReapTombstones { .. } => "consul.fsm.tombstone.reap",
             Command::CoordinateUpdate { .. } => "consul.coordinate.update",
             Command::QuerySet(_) | Command::QueryDelete { .. } => "consul.prepared-query.apply",
+            Command::AclBootstrap(_) => "consul.acl.bootstrap",
+            Command::AclInit { .. } | Command::AclTokenSet(_) | Command::AclTokenDelete { .. } => {
+                "consul.acl.token.upsert"
+            }
+            Command::AclPolicySet(_) | Command::AclPolicyDelete { .. } => {
+                "consul.acl.policy.upsert"
+            }
+            Command::AclRoleSet(_) | Command::AclRoleDelete { .. } => "consul.acl.role.upsert",
         }
     }
 
@@ -136,6 +163,23 @@ impl Command {
             Command::Restore(data) => {
                 store.restore_snapshot_at(idx, (**data).clone());
                 Ok(CommandResponse::Ok)
+            }
+            Command::AclBootstrap(t) => store.acl_bootstrap(idx, t).map(|_| CommandResponse::Ok),
+            Command::AclInit { policies, tokens } => {
+                store.acl_init(idx, policies, tokens);
+                Ok(CommandResponse::Ok)
+            }
+            Command::AclTokenSet(t) => store.acl_token_set(idx, t).map(|_| CommandResponse::Ok),
+            Command::AclTokenDelete { accessor } => {
+                Ok(CommandResponse::Bool(store.acl_token_delete(idx, accessor)))
+            }
+            Command::AclPolicySet(p) => store.acl_policy_set(idx, p).map(|_| CommandResponse::Ok),
+            Command::AclPolicyDelete { id } => {
+                store.acl_policy_delete(idx, id).map(CommandResponse::Bool)
+            }
+            Command::AclRoleSet(r) => store.acl_role_set(idx, r).map(|_| CommandResponse::Ok),
+            Command::AclRoleDelete { id } => {
+                Ok(CommandResponse::Bool(store.acl_role_delete(idx, id)))
             }
             Command::Noop => Ok(CommandResponse::Ok),
         };

@@ -107,3 +107,20 @@ pub async fn elect_now(client: &reqwest::Client, addr: &str) -> Result<bool, req
         .json()
         .await
 }
+
+/// What an ACL secret grants, asked of the server at `addr` (None: no such token).
+pub async fn acl_resolve(
+    client: &reqwest::Client,
+    addr: &str,
+    secret: &str,
+) -> Result<Option<crate::store::acl::Resolved>, reqwest::Error> {
+    client
+        .post(format!("http://{addr}/rpc/acl-resolve"))
+        .body(secret.to_string())
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await
+}

@@ -58,6 +58,8 @@ pub trait RpcBackend: Send + Sync + 'static {
     fn renew_session(&self, id: &str) -> Option<Session>;
     /// The catalog's view of one node.
     fn node_view(&self, node: &str) -> NodeView;
+    /// What an ACL secret grants, from this server's tables.
+    fn acl_resolve(&self, secret: &str) -> Option<crate::store::acl::Resolved>;
     /// Apply a command on this server if it is the leader.
     fn apply_local(&self, cmd: Command) -> impl Future<Output = ForwardResult> + Send;
 }
@@ -73,6 +75,7 @@ pub fn router<B: RpcBackend>(backend: Arc<B>) -> Router {
         .route("/rpc/read-index/{mode}", get(read_index::<B>))
         .route("/rpc/session-renew/{id}", put(renew::<B>))
         .route("/rpc/node-view/{node}", get(node_view::<B>))
+        .route("/rpc/acl-resolve", post(acl_resolve::<B>))
         .route("/rpc/elect-timer/{enabled}", put(elect_timer::<B>))
         .route("/rpc/elect-now", put(elect_now::<B>))
         .with_state(backend)
@@ -141,6 +144,13 @@ async fn renew<B: RpcBackend>(
     Path(id): Path<String>,
 ) -> Json<Option<Session>> {
     Json(b.renew_session(&id))
+}
+
+async fn acl_resolve<B: RpcBackend>(
+    State(b): State<Arc<B>>,
+    secret: String,
+) -> Json<Option<crate::store::acl::Resolved>> {
+    Json(b.acl_resolve(&secret))
 }
 
 async fn node_view<B: RpcBackend>(

@@ -5,6 +5,7 @@
 //! Pattern (Consul's `state` package): each public op touches the tables, bumps their
 //! indexes and fires the watch topics it changed.
 
+pub mod acl;
 pub mod catalog;
 pub mod kv;
 pub mod query;
@@ -37,6 +38,9 @@ pub enum StoreError {
     /// A session referred to a critical check.
     #[error("Check '{0}' is in critical state")]
     CheckCritical(String),
+    /// `/v1/acl/bootstrap` was already done, at this index.
+    #[error("ACL bootstrap no longer allowed (reset index: {0})")]
+    AclBootstrapDone(Index),
     /// Anything else invalid in a request.
     #[error("{0}")]
     Invalid(String),
@@ -64,6 +68,18 @@ pub struct StoreData {
     /// Network coordinates by node.
     #[serde(default)]
     pub coordinates: BTreeMap<String, crate::types::Coordinate>,
+    /// ACL tokens by accessor ID.
+    #[serde(default)]
+    pub acl_tokens: BTreeMap<String, crate::acl::AclToken>,
+    /// ACL policies by ID.
+    #[serde(default)]
+    pub acl_policies: BTreeMap<String, crate::acl::AclPolicy>,
+    /// ACL roles by ID.
+    #[serde(default)]
+    pub acl_roles: BTreeMap<String, crate::acl::AclRole>,
+    /// The index of the bootstrap, once done (`/v1/acl/bootstrap` is one-time).
+    #[serde(default)]
+    pub acl_bootstrap_index: Option<Index>,
     /// Table indexes: `nodes`, `services`, `checks`, `kvs`, `sessions`, `service.<name>`.
     pub indexes: BTreeMap<String, Index>,
 }

@@ -55,13 +55,14 @@ check {
     let checks = get(&n, "/v1/agent/checks").json();
     assert_eq!(checks["service:web"]["Type"], "ttl");
     assert_eq!(checks["disk"]["Name"], "Disk");
+    // anti-entropy registers each service on its own: wait for all of them
     wait_until(TIMEOUT, "config services in the catalog", || {
-        (get(&n, "/v1/catalog/service/db").json().as_array()?.len() == 1).then_some(())
+        let all = get(&n, "/v1/catalog/services").json();
+        (get(&n, "/v1/catalog/service/db").json().as_array()?.len() == 1
+            && all["web"] == json!(["rails"])
+            && all.get("cache").is_some())
+        .then_some(())
     });
-    assert_eq!(
-        get(&n, "/v1/catalog/services").json()["web"],
-        json!(["rails"])
-    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Cross-process integration tests: every test starts real `praetor` processes on loopback.
 //! One test binary (hickory-dns's layout): `cargo test -p integration-tests`.
 
+mod acl;
 mod agent_api;
 mod antientropy;
 mod catalog;
