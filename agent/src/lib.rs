@@ -23,6 +23,7 @@ pub mod raft;
 pub mod rpc;
 pub mod run;
 pub mod store;
+pub mod tls;
 pub mod types;
 
 /// The Consul version whose API this build implements; reported by `version` and

@@ -102,6 +102,45 @@ async fn run(cfg: RuntimeConfig) -> i32 {
             }
         },
     };
+    let tls = crate::tls::AgentTls::from_config(&cfg);
+    let https = if cfg.ports.https >= 0 {
+        let ip = cfg
+            .addresses
+            .https
+            .clone()
+            .unwrap_or_else(|| cfg.client_addr.clone());
+        let addr = crate::config::join_host_port(&ip, cfg.ports.https);
+        let conf = match tls.https.server_config("ports.https") {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("==> Error starting agent: HTTPS: {e}");
+                return 1;
+            }
+        };
+        match tokio::net::TcpListener::bind(&addr).await {
+            Ok(l) => Some((l, conf)),
+            Err(e) => {
+                eprintln!("==> Error starting agent: binding HTTPS listener on {addr}: {e}");
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
+    let rpc_tls = if cfg.server && tls.rpc_listener_tls() {
+        match tls
+            .rpc
+            .server_config("verify_incoming/verify_outgoing on internal RPC")
+        {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("==> Error starting agent: internal RPC TLS: {e}");
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
     println!("==> Starting Praetor agent...");
     let agent: Arc<Agent> = match Agent::start(cfg.clone()).await {
         Ok(a) => a,
@@ -130,11 +169,26 @@ async fn run(cfg: RuntimeConfig) -> i32 {
     } else {
         None
     };
-    print_banner(&agent, &cfg, http_addr, dns_addr);
+    let https_addr = https.as_ref().and_then(|(l, _)| l.local_addr().ok());
+    print_banner(&agent, &cfg, [http_addr, https_addr], dns_addr);
+    if let Some((l, conf)) = https {
+        let router = crate::http::router(agent.clone());
+        let stop = agent.shutdown.subscribe();
+        tokio::spawn(async move {
+            if let Err(e) = crate::http::serve_tls(l, conf, router, stop).await {
+                tracing::error!(error = %e, "HTTPS server failed");
+            }
+        });
+    }
     if let Some(l) = agent.take_rpc_listener() {
         let router = crate::rpc::router(agent.clone()).merge(crate::http::router(agent.clone()));
+        let stop = agent.shutdown.subscribe();
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(l, router).await {
+            let r = match rpc_tls {
+                Some(conf) => crate::http::serve_tls(l, conf, router, stop).await,
+                None => axum::serve(l, router).await,
+            };
+            if let Err(e) = r {
                 tracing::error!(error = %e, "server RPC listener failed");
             }
         });
@@ -158,7 +212,7 @@ async fn run(cfg: RuntimeConfig) -> i32 {
 fn print_banner(
     agent: &Agent,
     cfg: &RuntimeConfig,
-    http: Option<std::net::SocketAddr>,
+    [http, https]: [Option<std::net::SocketAddr>; 2],
     dns: Option<std::net::SocketAddr>,
 ) {
     let p = &cfg.ports;
@@ -182,7 +236,7 @@ fn print_banner(
         "          Client Addr: [{}] (HTTP: {}, HTTPS: {}, gRPC: {}, DNS: {})",
         cfg.client_addr,
         http.map(|a| a.port() as i32).unwrap_or(p.http),
-        p.https,
+        https.map(|a| a.port() as i32).unwrap_or(p.https),
         p.grpc,
         dns.map(|a| a.port() as i32).unwrap_or(p.dns)
     );
@@ -192,13 +246,22 @@ fn print_banner(
         p.serf_lan,
         p.serf_wan
     );
-    println!("    Gossip Encryption: {}", cfg.encrypt.is_some());
+    let tls = crate::tls::AgentTls::from_config(cfg);
+    println!(
+        "              Encrypt: Gossip: {}, TLS-Outgoing: {}, TLS-Incoming: {}",
+        cfg.encrypt.is_some(),
+        tls.rpc.verify_outgoing,
+        tls.rpc.verify_incoming
+    );
     println!();
     if let Some(a) = dns {
         println!("==> DNS listening on {a} (udp and tcp)");
     }
     if let Some(a) = http {
         println!("==> HTTP API listening on http://{a}");
+    }
+    if let Some(a) = https {
+        println!("==> HTTPS API listening on https://{a}");
     }
     if agent.is_server() {
         println!("==> Server RPC listening on {}", agent.rpc_addr);

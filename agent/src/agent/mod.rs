@@ -192,6 +192,19 @@ impl Agent {
     pub async fn start(cfg: RuntimeConfig) -> Result<Arc<Agent>, AgentError> {
         crate::acl::AclConfig::from_value(&cfg.acl)
             .map_err(|e| AgentError::Startup(e.to_string()))?;
+        let tls = crate::tls::AgentTls::from_config(&cfg);
+        if tls.rpc.verify_outgoing {
+            let name = format!(
+                "server.{}.{}",
+                cfg.datacenter,
+                cfg.domain.trim_end_matches('.')
+            );
+            let c = tls
+                .rpc
+                .client_config(&name)
+                .map_err(|e| AgentError::Startup(e.to_string()))?;
+            crate::tls::install_rpc(crate::tls::RpcTransport::tls(c));
+        }
         let (data_dir, tmp) = match &cfg.data_dir {
             Some(d) if !cfg.dev_mode => (d.clone(), None),
             _ => {
@@ -359,7 +372,7 @@ impl Agent {
             session_timers: Mutex::new(HashMap::new()),
             ttl_timers: Default::default(),
             checks: Default::default(),
-            http_client: reqwest::Client::new(),
+            http_client: crate::tls::rpc_client().build().unwrap_or_default(),
             rpc_addr,
             started: Instant::now(),
             data_dir: data_dir.clone(),

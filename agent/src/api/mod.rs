@@ -82,6 +82,13 @@ pub struct ClientConfig {
     pub datacenter: Option<String>,
     /// Allow any server to answer reads (`-stale`), sent as `?stale` on GET requests.
     pub stale: bool,
+    /// CA certificate to verify an HTTPS agent with (`-ca-file`, `CONSUL_CACERT`).
+    pub ca_file: Option<String>,
+    /// Client certificate for agents with `verify_incoming` (`-client-cert`,
+    /// `CONSUL_CLIENT_CERT`).
+    pub client_cert: Option<String>,
+    /// Its key (`-client-key`, `CONSUL_CLIENT_KEY`).
+    pub client_key: Option<String>,
 }
 
 /// A raw HTTP answer (for callers that need the status, index header or body bytes).
@@ -200,9 +207,53 @@ impl Client {
             Some((u, p)) => (u.to_string(), Some(p.to_string())),
             None => (a, None),
         });
-        let http = reqwest::blocking::Client::builder()
+        let mut builder = reqwest::blocking::Client::builder()
             .timeout(Some(Duration::from_secs(660)))
-            .connect_timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(30));
+        let read = |what: &str, f: &str| {
+            std::fs::read(f).map_err(|e| {
+                ApiError::Config(format!(
+                    "Error loading {what}: {}",
+                    go_io_error("open", f, &e)
+                ))
+            })
+        };
+        if let Some(ca) = cfg
+            .ca_file
+            .filter(|c| !c.is_empty())
+            .or_else(|| env_nonempty("CONSUL_CACERT"))
+        {
+            let pem = read("CA file", &ca)?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| ApiError::Config(format!("Error loading CA file {ca}: {e}")))?;
+            builder = builder.tls_built_in_root_certs(false);
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let cert = cfg
+            .client_cert
+            .filter(|c| !c.is_empty())
+            .or_else(|| env_nonempty("CONSUL_CLIENT_CERT"));
+        let key = cfg
+            .client_key
+            .filter(|c| !c.is_empty())
+            .or_else(|| env_nonempty("CONSUL_CLIENT_KEY"));
+        if let (Some(cert), Some(key)) = (cert, key) {
+            let mut pem = read("client certificate", &cert)?;
+            pem.push(b'\n');
+            pem.extend(read("client key", &key)?);
+            let id = reqwest::Identity::from_pem(&pem)
+                .map_err(|e| ApiError::Config(format!("Error loading client certificate: {e}")))?;
+            builder = builder.identity(id);
+        }
+        let verify = env_nonempty("CONSUL_HTTP_SSL_VERIFY")
+            .and_then(|v| crate::flags::parse_bool(&v))
+            .unwrap_or(true);
+        if !verify {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let http = builder
             .build()
             .map_err(|e| ApiError::Config(e.to_string()))?;
         Ok(Client {

@@ -31,6 +31,7 @@ mod misc;
 mod operator;
 pub mod output;
 mod services;
+mod tls;
 mod verb;
 mod version;
 mod watch;
@@ -57,6 +58,9 @@ pub(crate) fn client(p: &Parsed) -> Result<Client, String> {
         token_file: p.get_str("token-file").map(str::to_string),
         datacenter: p.get_str("datacenter").map(str::to_string),
         stale: p.get_bool("stale").unwrap_or(false),
+        ca_file: p.get_str("ca-file").map(str::to_string),
+        client_cert: p.get_str("client-cert").map(str::to_string),
+        client_key: p.get_str("client-key").map(str::to_string),
     })
     .map_err(|e| e.to_string())
 }
@@ -151,6 +155,7 @@ const COMMANDS: &[(&str, &str)] = &[
         "snapshot",
         "Saves, restores and inspects snapshots of Consul server state",
     ),
+    ("tls", "Builtin helpers for creating CAs and certificates"),
     ("version", "Prints the Consul version"),
     ("watch", "Watch for changes in Consul"),
 ];
@@ -207,6 +212,7 @@ pub fn run(args: &[String]) -> i32 {
         Some("debug") => debug::run(rest),
         Some("watch") => watch::run(rest),
         Some("operator") => operator::run(rest),
+        Some("tls") => tls::run(rest),
         _ => {
             eprintln!("{}", usage());
             1

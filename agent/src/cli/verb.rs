@@ -14,10 +14,10 @@ pub(crate) const CLIENT_FLAGS: &[(&str, FlagKind, &str)] = &[
     ("http-addr", FlagKind::String, "The address and port of the Consul HTTP agent. The value can be an IP address or DNS address, but it must also include the port. This can also be specified via the CONSUL_HTTP_ADDR environment variable. The default value is http://127.0.0.1:8500. The scheme can also be set to HTTPS by setting the environment variable CONSUL_HTTP_SSL=true."),
     ("token", FlagKind::String, "ACL token to use in the request. This can also be specified via the CONSUL_HTTP_TOKEN environment variable. If unspecified, the query will default to the token of the Consul agent at the HTTP address."),
     ("token-file", FlagKind::String, "File containing the ACL token to use in the request instead of one specified via the -token argument or CONSUL_HTTP_TOKEN environment variable. This can also be specified via the CONSUL_HTTP_TOKEN_FILE environment variable."),
-    ("ca-file", FlagKind::String, "Path to a CA file to use for TLS when communicating with Consul (accepted for compatibility)."),
+    ("ca-file", FlagKind::String, "Path to a CA file to use for TLS when communicating with Consul. This can also be specified via the CONSUL_CACERT environment variable."),
     ("ca-path", FlagKind::String, "Path to a directory of CA certificates to use for TLS when communicating with Consul (accepted for compatibility)."),
-    ("client-cert", FlagKind::String, "Path to a client cert file to use for TLS when 'verify_incoming' is enabled (accepted for compatibility)."),
-    ("client-key", FlagKind::String, "Path to a client key file to use for TLS when 'verify_incoming' is enabled (accepted for compatibility)."),
+    ("client-cert", FlagKind::String, "Path to a client cert file to use for TLS when 'verify_incoming' is enabled. This can also be specified via the CONSUL_CLIENT_CERT environment variable."),
+    ("client-key", FlagKind::String, "Path to a client key file to use for TLS when 'verify_incoming' is enabled. This can also be specified via the CONSUL_CLIENT_KEY environment variable."),
     ("tls-server-name", FlagKind::String, "The server name to use as the SNI host when connecting via TLS (accepted for compatibility)."),
 ];
 

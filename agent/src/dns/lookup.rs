@@ -117,7 +117,7 @@ impl Agent {
 
     async fn dns_remote(&self, dc: &str, path: &str) -> Result<Option<Vec<u8>>, LookupError> {
         let targets = self.dns_targets(dc)?;
-        let client = reqwest::Client::builder()
+        let client = crate::tls::rpc_client()
             .timeout(Duration::from_secs(2))
             .build()
             .map_err(|e| LookupError::Unavailable(e.to_string()))?;
@@ -128,7 +128,7 @@ impl Agent {
         let token = acl.dns_token.or(acl.default_token).unwrap_or_default();
         for t in targets.iter().take(3) {
             match client
-                .get(format!("http://{t}{path}{sep}dc={dc}&stale"))
+                .get(crate::tls::rpc_url(t, &format!("{path}{sep}dc={dc}&stale")))
                 .header("X-Consul-Token", token.as_str())
                 .send()
                 .await

@@ -21,6 +21,7 @@ mod session;
 mod snapshot;
 mod status;
 mod telemetry;
+mod tls_serve;
 mod txn;
 mod ui;
 
@@ -36,6 +37,7 @@ pub use error::ApiError;
 use params::QueryOptions;
 use serde::Serialize;
 use std::sync::Arc;
+pub use tls_serve::serve_tls;
 use tokio::time::Instant;
 
 /// Shared handler state.

@@ -115,7 +115,7 @@ pub(super) async fn forward(mut targets: Vec<String>, req: Request) -> Result<Re
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let client = reqwest::Client::builder()
+    let client = crate::tls::rpc_client()
         .timeout(Duration::from_secs(11 * 60))
         .build()
         .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -124,7 +124,7 @@ pub(super) async fn forward(mut targets: Vec<String>, req: Request) -> Result<Re
         targets.swap(i, rand::random::<usize>() % (i + 1));
     }
     for server in targets.into_iter().take(3) {
-        let mut rb = client.request(parts.method.clone(), format!("http://{server}{path_q}"));
+        let mut rb = client.request(parts.method.clone(), crate::tls::rpc_url(&server, path_q));
         for (k, v) in parts.headers.iter() {
             if k != "host" && k != "content-length" {
                 rb = rb.header(k, v);

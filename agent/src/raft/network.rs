@@ -24,7 +24,7 @@ impl Network {
     /// A network with a pooled HTTP client.
     pub fn new() -> Self {
         Network {
-            client: reqwest::Client::builder()
+            client: crate::tls::rpc_client()
                 .pool_max_idle_per_host(4)
                 .tcp_nodelay(true)
                 .build()
@@ -70,7 +70,7 @@ impl Conn {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let url = format!("http://{}/raft/{}", self.addr, path);
+        let url = crate::tls::rpc_url(&self.addr, &format!("/raft/{path}"));
         let resp = self
             .client
             .post(&url)

@@ -13,7 +13,7 @@ pub async fn forward_apply(
     timeout: Duration,
 ) -> Result<ForwardResult, reqwest::Error> {
     client
-        .post(format!("http://{addr}/rpc/apply"))
+        .post(crate::tls::rpc_url(addr, "/rpc/apply"))
         .timeout(timeout)
         .json(cmd)
         .send()
@@ -30,7 +30,10 @@ pub async fn read_index(
 ) -> Result<Result<u64, String>, reqwest::Error> {
     let mode = if consistent { "consistent" } else { "leader" };
     client
-        .get(format!("http://{addr}/rpc/read-index/{mode}"))
+        .get(crate::tls::rpc_url(
+            addr,
+            &format!("/rpc/read-index/{mode}"),
+        ))
         .timeout(crate::agent::RPC_HOLD_TIMEOUT)
         .send()
         .await?
@@ -45,7 +48,10 @@ pub async fn renew_session(
     id: &str,
 ) -> Result<Option<Session>, reqwest::Error> {
     client
-        .put(format!("http://{addr}/rpc/session-renew/{id}"))
+        .put(crate::tls::rpc_url(
+            addr,
+            &format!("/rpc/session-renew/{id}"),
+        ))
         .timeout(Duration::from_secs(10))
         .send()
         .await?
@@ -60,7 +66,7 @@ pub async fn node_view(
     node: &str,
 ) -> Result<NodeView, reqwest::Error> {
     client
-        .get(format!("http://{addr}/rpc/node-view/{node}"))
+        .get(crate::tls::rpc_url(addr, &format!("/rpc/node-view/{node}")))
         .timeout(Duration::from_secs(10))
         .send()
         .await?
@@ -74,7 +80,7 @@ pub async fn raft_state(
     addr: &str,
 ) -> Result<Option<RaftState>, reqwest::Error> {
     client
-        .get(format!("http://{addr}/raft/state"))
+        .get(crate::tls::rpc_url(addr, "/raft/state"))
         .timeout(Duration::from_secs(5))
         .send()
         .await?
@@ -89,7 +95,10 @@ pub async fn elect_timer(
     enabled: bool,
 ) -> Result<bool, reqwest::Error> {
     client
-        .put(format!("http://{addr}/rpc/elect-timer/{enabled}"))
+        .put(crate::tls::rpc_url(
+            addr,
+            &format!("/rpc/elect-timer/{enabled}"),
+        ))
         .timeout(Duration::from_secs(5))
         .send()
         .await?
@@ -100,7 +109,7 @@ pub async fn elect_timer(
 /// Ask the server at `addr` to start an election now (leadership transfer).
 pub async fn elect_now(client: &reqwest::Client, addr: &str) -> Result<bool, reqwest::Error> {
     client
-        .put(format!("http://{addr}/rpc/elect-now"))
+        .put(crate::tls::rpc_url(addr, "/rpc/elect-now"))
         .timeout(Duration::from_secs(5))
         .send()
         .await?
@@ -115,7 +124,7 @@ pub async fn acl_resolve(
     secret: &str,
 ) -> Result<Option<crate::store::acl::Resolved>, reqwest::Error> {
     client
-        .post(format!("http://{addr}/rpc/acl-resolve"))
+        .post(crate::tls::rpc_url(addr, "/rpc/acl-resolve"))
         .body(secret.to_string())
         .timeout(Duration::from_secs(5))
         .send()

@@ -42,6 +42,8 @@ pub struct Node {
     pub wan: String,
     /// The DNS address (UDP and TCP), `127.0.0.1:PORT`.
     pub dns: String,
+    /// `https://127.0.0.1:PORT` when the agent serves HTTPS (`ports.https`).
+    pub https: String,
     /// Everything the process printed (stdout and stderr).
     pub output: Arc<Mutex<String>>,
 }
@@ -56,6 +58,9 @@ fn pump<R: Read + Send + 'static>(
             if let Some(tx) = &tx {
                 if let Some(addr) = line.strip_prefix("==> HTTP API listening on ") {
                     let _ = tx.send(format!("http {}", addr.trim()));
+                }
+                if let Some(addr) = line.strip_prefix("==> HTTPS API listening on ") {
+                    let _ = tx.send(format!("https {}", addr.trim()));
                 }
                 if let Some(addr) = line.strip_prefix("==> DNS listening on ") {
                     let a = addr.split_whitespace().next().unwrap_or_default();
@@ -90,6 +95,7 @@ impl Node {
             serf: String::new(),
             wan: String::new(),
             dns: String::new(),
+            https: String::new(),
             output: Arc::new(Mutex::new(String::new())),
         };
         for (name, body) in &n.opts.config {
@@ -185,6 +191,7 @@ impl Node {
                     Some(("serf", a)) => self.serf = a.to_string(),
                     Some(("wan", a)) => self.wan = a.to_string(),
                     Some(("dns", a)) => self.dns = a.to_string(),
+                    Some(("https", a)) => self.https = a.to_string(),
                     _ => {}
                 },
                 Err(_) => panic!(

@@ -25,5 +25,6 @@ mod query;
 mod sessions;
 mod snapshot;
 mod telemetry;
+mod tls;
 mod txn;
 mod ui;
