@@ -33,15 +33,6 @@ fn client(name: &str, join: &str) -> Node {
     })
 }
 
-fn rpc_addr(n: &Node) -> String {
-    let me = get(n, "/v1/agent/self").json();
-    format!(
-        "{}:{}",
-        me["Member"]["Addr"].as_str().unwrap(),
-        me["Member"]["Tags"]["port"].as_str().unwrap()
-    )
-}
-
 fn leader_of(nodes: &[&Node]) -> Option<usize> {
     let leader = nodes.iter().find_map(|n| {
         let l = get(n, "/v1/status/leader").json();

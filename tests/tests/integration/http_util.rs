@@ -68,3 +68,13 @@ pub fn request(n: &Node, method: &str, path: &str) -> Resp {
     let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
     wrap(client().request(m, n.url(path)).send().expect("request"))
 }
+
+/// A server's RPC address (`ip:port`) as its gossip tags advertise it.
+pub fn rpc_addr(n: &Node) -> String {
+    let me = get(n, "/v1/agent/self").json();
+    format!(
+        "{}:{}",
+        me["Member"]["Addr"].as_str().unwrap(),
+        me["Member"]["Tags"]["port"].as_str().unwrap()
+    )
+}

@@ -102,15 +102,6 @@ fn server(name: &str, pki: &Pki, join: Option<&str>) -> Node {
     })
 }
 
-fn rpc_addr(n: &Node) -> String {
-    let me = get(n, "/v1/agent/self").json();
-    format!(
-        "{}:{}",
-        me["Member"]["Addr"].as_str().unwrap(),
-        me["Member"]["Tags"]["port"].as_str().unwrap()
-    )
-}
-
 #[test]
 fn https_and_a_cluster_over_mutual_tls() {
     let pki = Pki::new();
