@@ -2,7 +2,7 @@
 //! (tower-test) that plays scripted answers and lets tests assert each request.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 use http::{Request, Response, StatusCode};
@@ -329,6 +329,3 @@ pub fn metadata_list(names: &[&str]) -> Value {
 pub fn list(kind: &str, api_version: &str, items: Vec<Value>) -> Value {
     json!({"apiVersion": api_version, "kind": format!("{kind}List"), "metadata": {}, "items": items})
 }
-
-/// Shared handle on a fake for assertions while the reconcile runs.
-pub type SharedFake = Arc<FakeConsul>;

@@ -327,6 +327,7 @@ mod tests {
 
     #[test]
     fn serving_cert_verifies_against_ca_with_rustls() {
+        use rustls::client::danger::ServerCertVerifier;
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         let cert = generate(&names(), Timestamp::now()).unwrap();
