@@ -31,14 +31,10 @@ pub mod v1alpha1 {
         status = "ConsulClusterStatus",
         shortname = "pcc",
         category = "praetor",
-        printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas"),
-        printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyServers"),
-        printcolumn(name = "Leader", type_ = "string", json_path = ".status.leader"),
-        printcolumn(
-            name = "Age",
-            type_ = "date",
-            json_path = ".metadata.creationTimestamp"
-        )
+        printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".spec.replicas"}"#,
+        printcolumn = r#"{"name":"Ready","type":"integer","jsonPath":".status.readyServers"}"#,
+        printcolumn = r#"{"name":"Leader","type":"string","jsonPath":".status.leader"}"#,
+        printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
     )]
     #[serde(rename_all = "camelCase")]
     pub struct ConsulClusterSpec {
@@ -193,10 +189,10 @@ pub mod v1alpha1 {
         status = "ServiceDefinitionStatus",
         shortname = "psd",
         category = "praetor",
-        printcolumn(name = "Service", type_ = "string", json_path = ".spec.name"),
-        printcolumn(name = "Port", type_ = "integer", json_path = ".spec.port"),
-        printcolumn(name = "Cluster", type_ = "string", json_path = ".spec.cluster"),
-        printcolumn(name = "Pods", type_ = "integer", json_path = ".status.matchingPods")
+        printcolumn = r#"{"name":"Service","type":"string","jsonPath":".spec.name"}"#,
+        printcolumn = r#"{"name":"Port","type":"integer","jsonPath":".spec.port"}"#,
+        printcolumn = r#"{"name":"Cluster","type":"string","jsonPath":".spec.cluster"}"#,
+        printcolumn = r#"{"name":"Pods","type":"integer","jsonPath":".status.matchingPods"}"#
     )]
     #[serde(rename_all = "camelCase")]
     pub struct ServiceDefinitionSpec {

@@ -84,7 +84,6 @@ pub fn server_pod(cluster: &str, ordinal: i32, revision: &str, ready: bool) -> P
             }]),
             ..Default::default()
         }),
-        ..Default::default()
     }
 }
 
