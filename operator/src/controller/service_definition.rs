@@ -233,8 +233,113 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::service_definition;
+    use crate::fixtures::{
+        cluster, defaults, list, mock_client, pod_with_labels, service_definition, FakeConsul,
+    };
     use std::collections::BTreeMap;
+
+    const SD_STATUS: &str =
+        "/apis/praetor.dev/v1alpha1/namespaces/default/servicedefinitions/web/status";
+
+    fn ctx(client: kube::Client) -> Arc<Context> {
+        Arc::new(Context {
+            client,
+            consul: Arc::new(FakeConsul::default()),
+            defaults: defaults(),
+        })
+    }
+
+    #[tokio::test]
+    async fn status_counts_pods_and_reports_missing_cluster() {
+        let (client, mut api) = mock_client();
+        let sd = service_definition("web", "praetor", &[("app", "web")]);
+        let task = tokio::spawn(reconcile(Arc::new(sd), ctx(client)));
+        api.expect(
+            "GET",
+            "/apis/praetor.dev/v1alpha1/namespaces/default/consulclusters/praetor",
+        )
+        .await
+        .fail(404, "NotFound");
+        let pods = api.expect("GET", "/api/v1/namespaces/default/pods").await;
+        assert!(pods.uri.contains("labelSelector=app%3Dweb"), "{}", pods.uri);
+        let mut injected = pod_with_labels("web-1", &[("app", "web")], None);
+        injected
+            .spec
+            .as_mut()
+            .unwrap()
+            .containers
+            .push(k8s_openapi::api::core::v1::Container {
+                name: SIDECAR_CONTAINER.into(),
+                ..Default::default()
+            });
+        let plain = pod_with_labels("web-2", &[("app", "web")], None);
+        pods.respond(
+            200,
+            list(
+                "Pod",
+                "v1",
+                vec![
+                    serde_json::to_value(injected).unwrap(),
+                    serde_json::to_value(plain).unwrap(),
+                ],
+            ),
+        );
+        let st = api.expect("PATCH", SD_STATUS).await;
+        let status = st.body["status"].clone();
+        st.respond(
+            200,
+            serde_json::to_value(service_definition("web", "praetor", &[("app", "web")])).unwrap(),
+        );
+        assert_eq!(status["matchingPods"], 2);
+        assert_eq!(status["injectedPods"], 1);
+        assert_eq!(status["conditions"][0]["reason"], "ClusterNotFound");
+        assert_eq!(status["conditions"][0]["status"], "False");
+        task.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn accepted_definition_and_api_errors() {
+        let (client, mut api) = mock_client();
+        let sd = service_definition("web", "praetor", &[("app", "web")]);
+        let task = tokio::spawn(reconcile(Arc::new(sd.clone()), ctx(client.clone())));
+        api.expect(
+            "GET",
+            "/apis/praetor.dev/v1alpha1/namespaces/default/consulclusters/praetor",
+        )
+        .await
+        .respond(200, serde_json::to_value(cluster("praetor", 3)).unwrap());
+        api.expect("GET", "/api/v1/namespaces/default/pods")
+            .await
+            .respond(200, list("Pod", "v1", vec![]));
+        let st = api.expect("PATCH", SD_STATUS).await;
+        assert_eq!(st.body["status"]["conditions"][0]["reason"], "Accepted");
+        st.respond(200, serde_json::to_value(&sd).unwrap());
+        task.await.unwrap().unwrap();
+
+        // 403 listing pods: an error, not a panic.
+        let task = tokio::spawn(reconcile(Arc::new(sd), ctx(client)));
+        api.expect(
+            "GET",
+            "/apis/praetor.dev/v1alpha1/namespaces/default/consulclusters/praetor",
+        )
+        .await
+        .respond(200, serde_json::to_value(cluster("praetor", 3)).unwrap());
+        api.expect("GET", "/api/v1/namespaces/default/pods")
+            .await
+            .fail(403, "Forbidden");
+        assert!(matches!(task.await.unwrap(), Err(SdError::ListPods(_))));
+    }
+
+    #[tokio::test]
+    async fn invalid_definition_reads_nothing() {
+        let (client, mut api) = mock_client();
+        let sd = service_definition("web", "praetor", &[]);
+        let task = tokio::spawn(reconcile(Arc::new(sd.clone()), ctx(client)));
+        let st = api.expect("PATCH", SD_STATUS).await;
+        assert_eq!(st.body["status"]["conditions"][0]["reason"], "InvalidSpec");
+        st.respond(200, serde_json::to_value(&sd).unwrap());
+        task.await.unwrap().unwrap();
+    }
 
     #[test]
     fn validates_checks_and_selector() {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use base64::Engine;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
@@ -21,6 +22,7 @@ use kube::core::DynamicObject;
 use kube::{Api, Client};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -67,12 +69,34 @@ pub fn router(state: WebhookState) -> Router {
 async fn mutate(
     State(state): State<Arc<WebhookState>>,
     Json(review): Json<AdmissionReview<Pod>>,
-) -> Json<AdmissionReview<DynamicObject>> {
+) -> Json<Value> {
     let req: AdmissionRequest<Pod> = match review.try_into() {
         Ok(r) => r,
-        Err(e) => return Json(AdmissionResponse::invalid(e.to_string()).into_review()),
+        Err(e) => {
+            return Json(to_wire(
+                AdmissionResponse::invalid(e.to_string()).into_review(),
+            ))
+        }
     };
-    Json(admit(&state, &req).await.into_review())
+    Json(to_wire(admit(&state, &req).await.into_review()))
+}
+
+/// The review as the API server documents it: kube serializes `response.patch` (bytes) as
+/// a JSON array of numbers, which Go happens to accept; send the documented base64 string.
+pub fn to_wire(review: AdmissionReview<DynamicObject>) -> Value {
+    let mut v = serde_json::to_value(&review).unwrap_or_else(|e| {
+        serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "response": {"uid": "", "allowed": false, "status": {"message": e.to_string()}}})
+    });
+    if let Some(bytes) = v["response"]["patch"].as_array() {
+        let bytes: Vec<u8> = bytes
+            .iter()
+            .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+            .collect();
+        v["response"]["patch"] =
+            Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
+    }
+    v
 }
 
 /// Answers one admission request. Pods are never blocked: when injection is impossible
@@ -133,17 +157,23 @@ pub fn tls_acceptor(cert_pem: &str, key_pem: &str) -> Result<TlsAcceptor, Webhoo
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Serves `app` over TLS on `addr` until `shutdown` resolves.
+/// Binds the webhook's listener.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, WebhookError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| WebhookError::Bind { addr, source })
+}
+
+/// Serves `app` over TLS on `listener` until `shutdown` resolves.
 pub async fn serve_tls(
-    addr: SocketAddr,
+    listener: TcpListener,
     acceptor: TlsAcceptor,
     app: Router,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), WebhookError> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| WebhookError::Bind { addr, source })?;
-    tracing::info!(%addr, "webhook listening");
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "webhook listening");
+    }
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -175,3 +205,6 @@ pub async fn serve_tls(
         });
     }
 }
+
+#[cfg(test)]
+mod tests;
