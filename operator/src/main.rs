@@ -72,9 +72,9 @@ async fn main() -> anyhow::Result<()> {
             client: client.clone(),
             defaults: defaults.clone(),
         });
-        let addr = SocketAddr::from(([0, 0, 0, 0], port));
+        let listener = webhook::bind(SocketAddr::from(([0, 0, 0, 0], port))).await?;
         Some(tokio::spawn(webhook::serve_tls(
-            addr,
+            listener,
             acceptor,
             app,
             async {
