@@ -54,6 +54,9 @@ pub enum InjectError {
     /// ServiceDefinitions selecting the pod name different clusters.
     #[error("the ServiceDefinitions selecting this pod name different clusters: {0} and {1}")]
     ConflictingClusters(String, String),
+    /// The sidecar could not be serialized into the patch.
+    #[error("serializing the sidecar: {0}")]
+    Serialize(String),
     /// The cluster's spec is invalid.
     #[error("ConsulCluster {0} is invalid: {1}")]
     InvalidCluster(String, validate::ValidationError),
@@ -217,12 +220,16 @@ fn ptr(tokens: &[&str]) -> PointerBuf {
 /// The JSON patch adding `sidecar` to `pod`, pointing the application containers at the
 /// local agent (`CONSUL_HTTP_ADDR`, unless they set it) and annotating the pod. Empty when
 /// the pod already has the sidecar, so re-invocations change nothing.
-pub fn build_patch(pod: &Pod, sidecar: &Container, services: &[String]) -> Patch {
+pub fn build_patch(
+    pod: &Pod,
+    sidecar: &Container,
+    services: &[String],
+) -> Result<Patch, InjectError> {
     let Some(spec) = pod.spec.as_ref() else {
-        return Patch(Vec::new());
+        return Ok(Patch(Vec::new()));
     };
     if spec.containers.iter().any(|c| c.name == SIDECAR_CONTAINER) {
-        return Patch(Vec::new());
+        return Ok(Patch(Vec::new()));
     }
     let mut ops = Vec::new();
     for (i, c) in spec.containers.iter().enumerate() {
@@ -236,7 +243,7 @@ pub fn build_patch(pod: &Pod, sidecar: &Container, services: &[String]) -> Patch
     }
     ops.push(add(
         ptr(&["spec", "containers", "-"]),
-        serde_json::to_value(sidecar).unwrap_or(Value::Null),
+        serde_json::to_value(sidecar).map_err(|e| InjectError::Serialize(e.to_string()))?,
     ));
     let notes = [
         (INJECTED_ANNOTATION, "true".to_string()),
@@ -250,7 +257,7 @@ pub fn build_patch(pod: &Pod, sidecar: &Container, services: &[String]) -> Patch
             ops.push(add(ptr(&["metadata", "annotations", k]), json!(v)));
         }
     }
-    Patch(ops)
+    Ok(Patch(ops))
 }
 
 /// The sidecar settings of a (validated) cluster.
@@ -313,7 +320,7 @@ pub fn plan_injection(
     let config = render_agent_config(&settings, &selected);
     let sidecar = build_sidecar(&settings, &config);
     let services: Vec<String> = selected.iter().map(|d| d.service_name()).collect();
-    Ok(Some(build_patch(pod, &sidecar, &services)))
+    build_patch(pod, &sidecar, &services).map(Some)
 }
 
 #[cfg(test)]
@@ -448,7 +455,8 @@ mod tests {
                 ..Default::default()
             },
             &[],
-        );
+        )
+        .unwrap();
         let doc = apply(&pod, &patch);
         assert_eq!(
             doc["spec"]["containers"][0]["env"][1]["name"],
