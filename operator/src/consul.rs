@@ -68,6 +68,10 @@ pub trait ConsulApi: Send + Sync {
     async fn remove_peer(&self, base: &str, id: &str) -> Result<(), ConsulApiError>;
     /// `POST /v1/operator/raft/transfer-leader`: ask the leader to hand leadership over.
     async fn transfer_leader(&self, base: &str) -> Result<(), ConsulApiError>;
+    /// `PUT /v1/agent/leave` on the agent at `base`: it leaves gossip gracefully and shuts
+    /// down. Praetor's leader re-adds alive servers to Raft, so a server must have left
+    /// before its removal from Raft sticks.
+    async fn leave(&self, base: &str) -> Result<(), ConsulApiError>;
 }
 
 /// [`ConsulApi`] over HTTP with reqwest.
@@ -150,6 +154,11 @@ impl ConsulApi for HttpConsulApi {
     async fn transfer_leader(&self, base: &str) -> Result<(), ConsulApiError> {
         let url = format!("{base}/v1/operator/raft/transfer-leader");
         self.send(self.http.post(&url), &url).await.map(|_| ())
+    }
+
+    async fn leave(&self, base: &str) -> Result<(), ConsulApiError> {
+        let url = format!("{base}/v1/agent/leave");
+        self.send(self.http.put(&url), &url).await.map(|_| ())
     }
 }
 

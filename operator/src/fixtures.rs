@@ -158,6 +158,9 @@ pub struct FakeConsul {
     pub calls: Mutex<Vec<String>>,
     /// Make every call fail.
     pub unreachable: bool,
+    /// `remove_peer` answers an error; `Some(true)`: the server is gone anyway (the leader
+    /// removed it by itself), `Some(false)`: it stays.
+    pub remove_fails: Option<bool>,
 }
 
 impl FakeConsul {
@@ -214,11 +217,24 @@ impl ConsulApi for FakeConsul {
     }
     async fn remove_peer(&self, base: &str, id: &str) -> Result<(), ConsulApiError> {
         self.record(format!("remove_peer {base} {id}"))?;
+        if let Some(gone) = self.remove_fails {
+            if gone {
+                self.servers.lock().unwrap().retain(|s| s.id != id);
+            }
+            return Err(ConsulApiError::Status {
+                url: format!("{base}/v1/operator/raft/peer"),
+                status: 500,
+                body: "mock failure".into(),
+            });
+        }
         self.servers.lock().unwrap().retain(|s| s.id != id);
         Ok(())
     }
     async fn transfer_leader(&self, base: &str) -> Result<(), ConsulApiError> {
         self.record(format!("transfer_leader {base}"))
+    }
+    async fn leave(&self, base: &str) -> Result<(), ConsulApiError> {
+        self.record(format!("leave {base}"))
     }
 }
 

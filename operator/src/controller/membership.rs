@@ -81,11 +81,17 @@ pub enum MembershipError {
 /// Removes server `ordinal` of `cluster` from the Raft configuration through the leader
 /// (whose Raft address is `leader`). When that server is the leader itself, leadership is
 /// transferred first and the step reports `Blocked` until another server leads.
+///
+/// Praetor's leader adds every alive server it sees in gossip back to Raft within a second,
+/// so the departing server (at `departing_ip`) is first asked to leave gracefully; its
+/// gossip status becomes "left" and the removal sticks. If it cannot be reached it is
+/// already gone, which is as good.
 pub async fn shrink_one(
     api: &dyn ConsulApi,
     cluster: &str,
     ordinal: i32,
     leader: Option<&str>,
+    departing_ip: Option<&str>,
     http_port: u16,
 ) -> Result<ShrinkOutcome, MembershipError> {
     let Some(leader) = leader else {
@@ -116,9 +122,23 @@ pub async fn shrink_one(
             "{node} is the leader; leadership is being transferred before it is removed"
         )));
     }
-    api.remove_peer(&base, &target.id)
-        .await
-        .map_err(|source| MembershipError::RemovePeer { node, source })?;
+    if let Some(ip) = departing_ip {
+        let departing = http_base_of_raft_addr(&format!("{ip}:0"), http_port);
+        if let Err(e) = api.leave(&departing).await {
+            tracing::info!(%node, error = %e, "the departing server did not take the leave request; removing it anyway");
+        }
+    }
+    if let Err(source) = api.remove_peer(&base, &target.id).await {
+        // The leader may have removed it by itself once it left: check before failing.
+        let still_there = api
+            .raft_servers(&base)
+            .await
+            .map(|servers| servers.iter().any(|s| s.node == node))
+            .unwrap_or(true);
+        if still_there {
+            return Err(MembershipError::RemovePeer { node, source });
+        }
+    }
     Ok(ShrinkOutcome::Removed)
 }
 
@@ -281,32 +301,73 @@ mod tests {
     #[tokio::test]
     async fn shrink_removes_peer_through_leader() {
         let fake = FakeConsul::with_servers("c", 3, 0);
-        let out = shrink_one(&fake, "c", 2, Some("10.0.0.10:8300"), 8500)
-            .await
-            .unwrap();
+        let out = shrink_one(
+            &fake,
+            "c",
+            2,
+            Some("10.0.0.10:8300"),
+            Some("10.0.0.12"),
+            8500,
+        )
+        .await
+        .unwrap();
         assert_eq!(out, ShrinkOutcome::Removed);
         assert_eq!(
             fake.calls(),
             vec![
                 "raft_servers http://10.0.0.10:8500".to_string(),
+                "leave http://10.0.0.12:8500".to_string(),
                 "remove_peer http://10.0.0.10:8500 id-c-server-2".to_string()
             ]
         );
+        // Already out of the configuration: nothing to call.
+        let again = shrink_one(&fake, "c", 2, Some("10.0.0.10:8300"), None, 8500)
+            .await
+            .unwrap();
+        assert_eq!(again, ShrinkOutcome::Removed);
+        assert_eq!(fake.calls().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn failed_removal_is_an_error_unless_the_server_is_gone() {
+        let stays = FakeConsul {
+            remove_fails: Some(false),
+            ..FakeConsul::with_servers("c", 3, 0)
+        };
+        let err = shrink_one(&stays, "c", 2, Some("10.0.0.10:8300"), None, 8500)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MembershipError::RemovePeer { .. }), "{err}");
+        let gone = FakeConsul {
+            remove_fails: Some(true),
+            ..FakeConsul::with_servers("c", 3, 0)
+        };
+        let out = shrink_one(&gone, "c", 2, Some("10.0.0.10:8300"), None, 8500)
+            .await
+            .unwrap();
+        assert_eq!(out, ShrinkOutcome::Removed);
     }
 
     #[tokio::test]
     async fn shrink_transfers_leadership_off_the_departing_server() {
         let fake = FakeConsul::with_servers("c", 3, 2);
-        let out = shrink_one(&fake, "c", 2, Some("10.0.0.12:8300"), 8500)
-            .await
-            .unwrap();
+        let out = shrink_one(
+            &fake,
+            "c",
+            2,
+            Some("10.0.0.12:8300"),
+            Some("10.0.0.12"),
+            8500,
+        )
+        .await
+        .unwrap();
         assert!(matches!(out, ShrinkOutcome::Blocked(_)));
         assert!(fake.calls().iter().all(|c| !c.starts_with("remove_peer")));
         assert!(fake
             .calls()
             .iter()
             .any(|c| c.starts_with("transfer_leader")));
-        let none = shrink_one(&fake, "c", 2, None, 8500).await.unwrap();
+        let none = shrink_one(&fake, "c", 2, None, None, 8500).await.unwrap();
         assert!(matches!(none, ShrinkOutcome::Blocked(_)));
     }
 }

@@ -26,7 +26,7 @@ use kube::{Api, Client, ResourceExt};
 
 use crate::consul::ConsulApi;
 use crate::crd::v1alpha1::ConsulCluster;
-use build::{client_service_name, pod_name, pod_ordinal, ports, MANAGER};
+use build::{headless_service_name, pod_name, pod_ordinal, ports, MANAGER};
 use membership::{
     plan_scale, plan_upgrade, pod_ready, shrink_one, ScaleStep, ShrinkOutcome, UpgradeStep,
 };
@@ -49,11 +49,12 @@ pub struct Context {
 }
 
 impl Context {
-    /// Base URL of a cluster's HTTP API: its client Service.
+    /// Base URL of a cluster's HTTP API: the headless Service, which (unlike the client
+    /// Service) also resolves to servers that are not ready, i.e. do not know a leader yet.
     pub fn cluster_api_base(&self, c: &ValidatedCluster) -> String {
         format!(
             "http://{}.{}.svc.{}:{}",
-            client_service_name(&c.name),
+            headless_service_name(&c.name),
             c.namespace,
             c.cluster_domain,
             ports::HTTP
@@ -157,11 +158,18 @@ pub async fn reconcile(cluster: Arc<ConsulCluster>, ctx: Arc<Context>) -> Result
             n
         }
         ScaleStep::ShrinkOne { ordinal } => {
+            let departing = pod_name(&name, ordinal);
+            let departing_ip = found
+                .pods
+                .iter()
+                .find(|p| p.name_any() == departing)
+                .and_then(|p| p.status.as_ref()?.pod_ip.clone());
             let outcome = shrink_one(
                 ctx.consul.as_ref(),
                 &name,
                 ordinal,
                 leader.as_deref(),
+                departing_ip.as_deref(),
                 ports::HTTP as u16,
             )
             .await?;

@@ -208,7 +208,7 @@ async fn steady_cluster_is_a_no_op() {
     );
     assert_eq!(
         fake.calls(),
-        vec!["leader http://c.default.svc.cluster.local:8500".to_string()]
+        vec!["leader http://c-server.default.svc.cluster.local:8500".to_string()]
     );
 }
 
@@ -234,8 +234,9 @@ async fn scale_down_removes_the_raft_peer_before_shrinking() {
     assert_eq!(
         fake.calls(),
         vec![
-            "leader http://c.default.svc.cluster.local:8500".to_string(),
+            "leader http://c-server.default.svc.cluster.local:8500".to_string(),
             "raft_servers http://10.0.0.10:8500".to_string(),
+            "leave http://10.0.0.12:8500".to_string(),
             "remove_peer http://10.0.0.10:8500 id-c-server-2".to_string(),
         ]
     );
@@ -463,4 +464,19 @@ async fn orphans_are_deleted_and_a_vanished_one_is_fine() {
         .respond(200, metadata_list(&["c-server"]));
     expect_status(&mut api).await;
     finish(task).await.unwrap();
+}
+
+#[tokio::test]
+async fn failed_peer_removal_stops_before_shrinking() {
+    let fake = Arc::new(FakeConsul {
+        remove_fails: Some(false),
+        ..FakeConsul::with_servers("c", 3, 0)
+    });
+    let (mut api, task, _) = start(cluster("c", 1), fake);
+    let pods: Vec<_> = (0..3).map(|i| server_pod("c", i, "r1", true)).collect();
+    expect_dereference(&mut api, Some(sts_json(3, "r1")), pods_json(&pods)).await;
+    let err = finish(task).await.unwrap_err();
+    assert!(matches!(err, Error::Membership(_)), "{err}");
+    // Nothing was applied: the StatefulSet keeps its three servers.
+    api.expect_silence().await;
 }
