@@ -7,14 +7,15 @@ use std::collections::BTreeMap;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation};
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, ExecAction, Lifecycle, LifecycleHandler, Pod, ResourceRequirements,
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, ExecAction, Lifecycle, LifecycleHandler,
+    Pod, ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
 use serde_json::{json, Value};
 
-use crate::controller::build::server_dns_names;
 use crate::controller::build::statefulset::{env_from_secret, GOSSIP_KEY_ENV};
+use crate::controller::build::{server_dns_names, MANAGER};
 use crate::controller::service_definition::selects;
 use crate::controller::validate::{self, Defaults};
 use crate::crd::v1alpha1::{CheckSpec, ConsulCluster, SecretKeyRef, ServiceDefinition};
@@ -29,6 +30,10 @@ pub const CLUSTER_ANNOTATION: &str = "praetor.dev/cluster";
 pub const INJECTED_ANNOTATION: &str = "praetor.dev/injected";
 /// Set on injected pods: the services the sidecar registers (comma-separated).
 pub const SERVICES_ANNOTATION: &str = "praetor.dev/services";
+/// The sidecar's emptyDir volume and where it is mounted.
+pub const SIDECAR_VOLUME: &str = "praetor-agent";
+/// Mount path of [`SIDECAR_VOLUME`] (see [`SIDECAR_SCRIPT`]).
+pub const SIDECAR_DIR: &str = "/tmp/praetor";
 /// Environment variable carrying the sidecar's agent config (JSON).
 pub const AGENT_CONFIG_ENV: &str = "PRAETOR_AGENT_CONFIG";
 /// Address of the sidecar's HTTP API, given to the application containers.
@@ -205,8 +210,46 @@ pub fn build_sidecar(settings: &SidecarSettings, agent_config: &Value) -> Contai
             )])),
             ..Default::default()
         }),
+        volume_mounts: Some(vec![VolumeMount {
+            name: SIDECAR_VOLUME.into(),
+            mount_path: SIDECAR_DIR.into(),
+            ..Default::default()
+        }]),
+        // Fits the "restricted" Pod Security Standard; it writes only to its emptyDir.
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            run_as_user: Some(1000),
+            run_as_group: Some(1000),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Default::default()
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
         ..Default::default()
     }
+}
+
+/// The sidecar's scratch volume (agent data and config file).
+pub fn build_sidecar_volume() -> Volume {
+    Volume {
+        name: SIDECAR_VOLUME.into(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            size_limit: Some(Quantity("64Mi".into())),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, InjectError> {
+    serde_json::to_value(v).map_err(|e| InjectError::Serialize(e.to_string()))
 }
 
 fn add(path: PointerBuf, value: Value) -> PatchOperation {
@@ -241,10 +284,12 @@ pub fn build_patch(
             Some(_) => ops.push(add(ptr(&["spec", "containers", &idx, "env", "-"]), env)),
         }
     }
-    ops.push(add(
-        ptr(&["spec", "containers", "-"]),
-        serde_json::to_value(sidecar).map_err(|e| InjectError::Serialize(e.to_string()))?,
-    ));
+    ops.push(add(ptr(&["spec", "containers", "-"]), to_json(sidecar)?));
+    let volume = to_json(&build_sidecar_volume())?;
+    match &spec.volumes {
+        None => ops.push(add(ptr(&["spec", "volumes"]), json!([volume]))),
+        Some(_) => ops.push(add(ptr(&["spec", "volumes", "-"]), volume)),
+    }
     let notes = [
         (INJECTED_ANNOTATION, "true".to_string()),
         (SERVICES_ANNOTATION, services.join(",")),
@@ -285,7 +330,12 @@ pub fn plan_injection(
     defaults: &Defaults,
 ) -> Result<Option<Patch>, InjectError> {
     let annotation = pod.annotations().get(INJECT_ANNOTATION).map(String::as_str);
-    if annotation == Some("false") {
+    // Never into the Praetor servers themselves (they are full agents already).
+    let managed = pod
+        .labels()
+        .get("app.kubernetes.io/managed-by")
+        .map(String::as_str);
+    if annotation == Some("false") || managed == Some(MANAGER) {
         return Ok(None);
     }
     let selected: Vec<&ServiceDefinition> = definitions
@@ -380,6 +430,10 @@ mod tests {
         assert_eq!(cfg["services"][0]["checks"][0]["name"], "web http check");
         assert_eq!(doc["metadata"]["annotations"][INJECTED_ANNOTATION], "true");
         assert_eq!(doc["metadata"]["annotations"][SERVICES_ANNOTATION], "web");
+        assert_eq!(doc["spec"]["volumes"][0]["name"], SIDECAR_VOLUME);
+        assert_eq!(side["volumeMounts"][0]["mountPath"], SIDECAR_DIR);
+        assert_eq!(side["securityContext"]["readOnlyRootFilesystem"], true);
+        assert!(SIDECAR_SCRIPT.contains(SIDECAR_DIR));
 
         // Admission may run twice: the second time the patch is empty.
         let again: Pod = serde_json::from_value(doc).unwrap();
@@ -414,6 +468,40 @@ mod tests {
             plan_injection(&out, &defs, &clusters, &defaults()),
             Ok(None)
         );
+    }
+
+    #[test]
+    fn servers_are_never_injected_and_existing_volumes_are_kept() {
+        let clusters = [cluster("praetor", 3)];
+        let defs = vec![service_definition(
+            "all",
+            "praetor",
+            &[("app.kubernetes.io/name", "praetor")],
+        )];
+        let server = pod_with_labels(
+            "praetor-server-0",
+            &[
+                ("app.kubernetes.io/name", "praetor"),
+                ("app.kubernetes.io/managed-by", "praetor-operator"),
+            ],
+            None,
+        );
+        assert_eq!(
+            plan_injection(&server, &defs, &clusters, &defaults()),
+            Ok(None)
+        );
+
+        let mut pod = pod_with_labels("p", &[("app.kubernetes.io/name", "praetor")], None);
+        pod.spec.as_mut().unwrap().volumes = Some(vec![Volume {
+            name: "cache".into(),
+            ..Default::default()
+        }]);
+        let patch = plan_injection(&pod, &defs, &clusters, &defaults())
+            .unwrap()
+            .unwrap();
+        let doc = apply(&pod, &patch);
+        assert_eq!(doc["spec"]["volumes"][0]["name"], "cache");
+        assert_eq!(doc["spec"]["volumes"][1]["name"], SIDECAR_VOLUME);
     }
 
     #[test]
