@@ -59,6 +59,11 @@ pub enum InjectError {
     /// ServiceDefinitions selecting the pod name different clusters.
     #[error("the ServiceDefinitions selecting this pod name different clusters: {0} and {1}")]
     ConflictingClusters(String, String),
+    /// The pod uses the node's network: the sidecar's ports would clash on the node.
+    #[error(
+        "pods with hostNetwork get no sidecar (its ports 8500, 8600 and 8301 would be the node's)"
+    )]
+    HostNetwork,
     /// The sidecar could not be serialized into the patch.
     #[error("serializing the sidecar: {0}")]
     Serialize(String),
@@ -345,6 +350,9 @@ pub fn plan_injection(
     if selected.is_empty() && annotation != Some("true") {
         return Ok(None);
     }
+    if pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) {
+        return Err(InjectError::HostNetwork);
+    }
     let cluster_name = match (selected.first(), pod.annotations().get(CLUSTER_ANNOTATION)) {
         (Some(first), _) => {
             if let Some(other) = selected
@@ -463,6 +471,13 @@ mod tests {
         assert_eq!(doc["metadata"]["annotations"][INJECTED_ANNOTATION], "true");
 
         let defs = vec![service_definition("web", "praetor", &[("app", "x")])];
+        let mut host = opted.clone();
+        host.spec.as_mut().unwrap().host_network = Some(true);
+        assert_eq!(
+            plan_injection(&host, &[], &clusters, &defaults()),
+            Err(InjectError::HostNetwork)
+        );
+
         let out = pod_with_labels("p", &[("app", "x")], Some(&[(INJECT_ANNOTATION, "false")]));
         assert_eq!(
             plan_injection(&out, &defs, &clusters, &defaults()),
