@@ -116,10 +116,17 @@ pub async fn reconcile(cluster: Arc<ConsulCluster>, ctx: Arc<Context>) -> Result
     let validated = match validate::validate(&cluster, &ctx.defaults) {
         Ok(v) => v,
         Err(e) => {
+            // Keep what was last seen of the servers; only the conditions change.
+            let last = cluster.status.clone().unwrap_or_default();
             let o = Observed {
                 generation: cluster.metadata.generation,
+                desired: cluster.spec.replicas,
+                servers: last.servers,
+                ready: last.ready_servers,
+                leader: last.leader,
+                leader_error: None,
+                outdated: last.outdated_servers,
                 progress: Some(("InvalidSpec".into(), e.to_string())),
-                ..Default::default()
             };
             let status = build_status(&o, &previous, &now());
             status::patch_status(&ctx.client, &namespace, &name, &status)

@@ -389,9 +389,24 @@ async fn unreachable_praetor_shows_in_status() {
 #[tokio::test]
 async fn invalid_spec_is_reported_and_waits_for_a_change() {
     let fake = Arc::new(FakeConsul::default());
-    let (mut api, task, ctx) = start(cluster("c", 0), fake);
+    let mut invalid = cluster("c", 0);
+    invalid.status = Some(crate::crd::v1alpha1::ConsulClusterStatus {
+        servers: 3,
+        ready_servers: 3,
+        leader: Some("10.0.0.10:8300".into()),
+        ..Default::default()
+    });
+    let (mut api, task, ctx) = start(invalid, fake.clone());
     let status = expect_status(&mut api).await;
     assert_eq!(condition(&status, "Progressing")["reason"], "InvalidSpec");
+    assert!(condition(&status, "Progressing")["message"]
+        .as_str()
+        .unwrap()
+        .contains("spec.replicas"));
+    // What was last seen of the servers stays.
+    assert_eq!(status["readyServers"], 3);
+    assert_eq!(status["leader"], "10.0.0.10:8300");
+    assert!(fake.calls().is_empty());
     let err = finish(task).await.unwrap_err();
     assert!(matches!(err, Error::InvalidCluster(_)), "{err}");
     assert_eq!(
