@@ -71,8 +71,9 @@ validate_manifests() {
     kind=$("$VENV/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["kind"])' "$cr")
     local schema="$WORK/schema-$kind.json"
     [ -f "$schema" ] || fail "$src: no CRD for kind $kind"
-    "$VENV/bin/check-jsonschema" -q --schemafile "$schema" "$cr" ||
-      fail "$src: $kind does not match its CRD schema"
+    if ! "$VENV/bin/check-jsonschema" --schemafile "$schema" "$cr" >"$out/cr.log" 2>&1; then
+      cat "$out/cr.log" >&2; fail "$src: $kind does not match its CRD schema"
+    fi
   done
   echo "k8s-check:   $src ok"
 }
