@@ -39,11 +39,14 @@ pub const AGENT_CONFIG_ENV: &str = "PRAETOR_AGENT_CONFIG";
 /// Address of the sidecar's HTTP API, given to the application containers.
 pub const LOCAL_HTTP_ADDR: &str = "127.0.0.1:8500";
 
+/// Environment variable naming the sidecar's directory ([`SIDECAR_DIR`]).
+pub const AGENT_DIR_ENV: &str = "PRAETOR_AGENT_DIR";
+
 /// Writes the config from the environment into the config dir and starts the client agent;
 /// the retry-join flags follow as arguments (`"$@"`).
-pub const SIDECAR_SCRIPT: &str = r#"mkdir -p /tmp/praetor/config
-printf '%s' "$PRAETOR_AGENT_CONFIG" > /tmp/praetor/config/agent.json
-set -- -data-dir=/tmp/praetor/data -config-dir=/tmp/praetor/config -node="$POD_NAME" -advertise="$POD_IP" -client=127.0.0.1 "$@"
+pub const SIDECAR_SCRIPT: &str = r#"mkdir -p "$PRAETOR_AGENT_DIR/config" "$PRAETOR_AGENT_DIR/data"
+printf '%s' "$PRAETOR_AGENT_CONFIG" > "$PRAETOR_AGENT_DIR/config/agent.json"
+set -- -data-dir="$PRAETOR_AGENT_DIR/data" -config-dir="$PRAETOR_AGENT_DIR/config" -node="$POD_NAME" -advertise="$POD_IP" -client=127.0.0.1 "$@"
 if [ -n "${PRAETOR_GOSSIP_KEY:-}" ]; then set -- "$@" -encrypt="$PRAETOR_GOSSIP_KEY"; fi
 exec praetor agent "$@""#;
 
@@ -172,6 +175,7 @@ pub fn build_sidecar(settings: &SidecarSettings, agent_config: &Value) -> Contai
     let mut env = vec![
         env_field("POD_NAME", "metadata.name"),
         env_field("POD_IP", "status.podIP"),
+        env_value(AGENT_DIR_ENV, SIDECAR_DIR),
         env_value(AGENT_CONFIG_ENV, &agent_config.to_string()),
     ];
     if let Some(g) = &settings.gossip_key {
@@ -441,7 +445,6 @@ mod tests {
         assert_eq!(doc["spec"]["volumes"][0]["name"], SIDECAR_VOLUME);
         assert_eq!(side["volumeMounts"][0]["mountPath"], SIDECAR_DIR);
         assert_eq!(side["securityContext"]["readOnlyRootFilesystem"], true);
-        assert!(SIDECAR_SCRIPT.contains(SIDECAR_DIR));
 
         // Admission may run twice: the second time the patch is empty.
         let again: Pod = serde_json::from_value(doc).unwrap();
@@ -539,6 +542,56 @@ mod tests {
             plan_injection(&pod, &defs[..1], &[cluster("b", 1)], &defaults()),
             Err(InjectError::ClusterNotFound("a".into()))
         );
+    }
+
+    /// Runs the sidecar's start script with a fake `praetor` that records its arguments.
+    #[test]
+    fn sidecar_script_writes_config_and_passes_flags() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let fake = bin.join("praetor");
+        std::fs::write(&fake, "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$ARGS_OUT\"\n").unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let agent_dir = dir.path().join("agent");
+        let args_out = dir.path().join("args");
+        let run = |gossip: Option<&str>| {
+            let mut cmd = std::process::Command::new("/bin/sh");
+            cmd.args([
+                "-ec",
+                SIDECAR_SCRIPT,
+                SIDECAR_CONTAINER,
+                "-retry-join=s-0",
+                "-retry-join=s 1",
+            ])
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env(AGENT_DIR_ENV, &agent_dir)
+            .env(AGENT_CONFIG_ENV, r#"{"services":[{"name":"web"}]}"#)
+            .env("POD_NAME", "web-7f")
+            .env("POD_IP", "10.1.2.3")
+            .env("ARGS_OUT", &args_out)
+            .env_remove(GOSSIP_KEY_ENV);
+            if let Some(k) = gossip {
+                cmd.env(GOSSIP_KEY_ENV, k);
+            }
+            let status = cmd.status().unwrap();
+            assert!(status.success());
+            std::fs::read_to_string(&args_out).unwrap()
+        };
+        let a = agent_dir.display();
+        assert_eq!(
+            run(None),
+            format!(
+                "agent\n-data-dir={a}/data\n-config-dir={a}/config\n-node=web-7f\n\
+                 -advertise=10.1.2.3\n-client=127.0.0.1\n-retry-join=s-0\n-retry-join=s 1\n"
+            )
+        );
+        assert_eq!(
+            std::fs::read_to_string(agent_dir.join("config/agent.json")).unwrap(),
+            r#"{"services":[{"name":"web"}]}"#
+        );
+        assert!(run(Some("a2V5")).ends_with("-retry-join=s 1\n-encrypt=a2V5\n"));
     }
 
     #[test]

@@ -336,6 +336,40 @@ mod tests {
         assert_eq!(sts.metadata.owner_references.unwrap()[0].name, "c");
     }
 
+    /// Runs the readiness probe's script against a fake `curl` printing each answer.
+    #[test]
+    fn readiness_needs_a_known_leader() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let curl = dir.path().join("curl");
+        std::fs::write(
+            &curl,
+            "#!/bin/sh\n[ -n \"$FAIL\" ] && exit 7\nprintf '%s' \"$BODY\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&curl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let probe = |body: &str, fail: bool| {
+            std::process::Command::new("/bin/sh")
+                .args(["-ec", READINESS_SCRIPT])
+                .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+                .env("BODY", body)
+                .env("FAIL", if fail { "1" } else { "" })
+                .status()
+                .unwrap()
+                .success()
+        };
+        assert!(probe("\"10.0.0.10:8300\"", false));
+        assert!(
+            !probe("\"\"", false),
+            "praetor answers \"\" without a leader"
+        );
+        assert!(!probe("", false));
+        assert!(
+            !probe("\"10.0.0.10:8300\"", true),
+            "curl failing fails the probe"
+        );
+    }
+
     #[test]
     fn secrets_come_from_env_not_args() {
         let mut c = validated("c", 3);
