@@ -344,3 +344,52 @@ pub fn metadata_list(names: &[&str]) -> Value {
 pub fn list(kind: &str, api_version: &str, items: Vec<Value>) -> Value {
     json!({"apiVersion": api_version, "kind": format!("{kind}List"), "metadata": {}, "items": items})
 }
+
+/// The config keys Praetor's agent knows, read from its key tables
+/// (`agent/src/config/keys.rs`, entries `k("name", ..)` and `ka("name", ..)`), so the
+/// configs the operator renders are checked against the agent without linking it.
+pub fn agent_config_keys() -> std::collections::BTreeSet<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../agent/src/config/keys.rs");
+    let src = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    let mut keys = std::collections::BTreeSet::new();
+    for prefix in ["k(\"", "ka(\""] {
+        for (i, _) in src.match_indices(prefix) {
+            // Only whole identifiers `k`/`ka`, not the end of e.g. `check("`.
+            let prev = src[..i].chars().last();
+            if prev.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            let rest = &src[i + prefix.len()..];
+            if let Some(end) = rest.find('"') {
+                keys.insert(rest[..end].to_string());
+            }
+        }
+    }
+    assert!(keys.len() > 100, "found only {} keys in {path}", keys.len());
+    keys
+}
+
+/// Asserts that every object key in `v` is a key Praetor's agent knows, not descending into
+/// the values of `free_form` keys (maps with user-chosen keys, or free-form objects).
+pub fn assert_known_keys(v: &Value, free_form: &[&str], path: &str) {
+    thread_local! {
+        static KEYS: std::collections::BTreeSet<String> = agent_config_keys();
+    }
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m {
+                let known = KEYS.with(|keys| keys.contains(k));
+                assert!(known, "{path}/{k}: not a key Praetor's agent knows");
+                if !free_form.contains(&k.as_str()) {
+                    assert_known_keys(child, free_form, &format!("{path}/{k}"));
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                assert_known_keys(item, free_form, &format!("{path}/{i}"));
+            }
+        }
+        _ => {}
+    }
+}

@@ -440,6 +440,7 @@ mod tests {
             "http://localhost:8080/healthz"
         );
         assert_eq!(cfg["services"][0]["checks"][0]["name"], "web http check");
+        crate::fixtures::assert_known_keys(&cfg, &["meta"], "");
         assert_eq!(doc["metadata"]["annotations"][INJECTED_ANNOTATION], "true");
         assert_eq!(doc["metadata"]["annotations"][SERVICES_ANNOTATION], "web");
         assert_eq!(doc["spec"]["volumes"][0]["name"], SIDECAR_VOLUME);
@@ -452,6 +453,35 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(second.0.is_empty());
+    }
+
+    #[test]
+    fn every_check_field_renders_to_a_known_key() {
+        let full = CheckSpec {
+            name: Some("n".into()),
+            http: Some("http://localhost/".into()),
+            method: Some("HEAD".into()),
+            tcp: None,
+            grpc: None,
+            ttl: None,
+            interval: Some("5s".into()),
+            timeout: Some("1s".into()),
+            deregister_critical_service_after: Some("1m".into()),
+        };
+        let rendered = render_check("web", &full);
+        assert_eq!(rendered.as_object().unwrap().len(), 6);
+        crate::fixtures::assert_known_keys(&rendered, &[], "");
+        for kind in ["tcp", "grpc", "ttl"] {
+            let mut c = CheckSpec::default();
+            match kind {
+                "tcp" => c.tcp = Some("localhost:1".into()),
+                "grpc" => c.grpc = Some("localhost:1".into()),
+                _ => c.ttl = Some("30s".into()),
+            }
+            let r = render_check("web", &c);
+            assert_eq!(r["name"], format!("web {kind} check"));
+            crate::fixtures::assert_known_keys(&r, &[], "");
+        }
     }
 
     #[test]

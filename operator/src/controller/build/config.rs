@@ -168,6 +168,22 @@ mod tests {
     }
 
     #[test]
+    fn server_config_keys_are_known_to_the_agent() {
+        let mut c = validated("web", 3);
+        c.acl = Some(AclSpec {
+            enabled: true,
+            default_policy: "deny".into(),
+            bootstrap_token: None,
+        });
+        c.tls = Some(TlsSpec {
+            secret_name: "t".into(),
+            verify_incoming: false,
+        });
+        // `tls` is a free-form object in the agent's tables.
+        crate::fixtures::assert_known_keys(&build_server_config(&c), &["tls"], "");
+    }
+
+    #[test]
     fn config_hash_changes_with_content() {
         let a = build_config_map(&validated("web", 3)).unwrap();
         let b = build_config_map(&validated("web", 5)).unwrap();
