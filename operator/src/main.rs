@@ -37,6 +37,14 @@ async fn main() -> anyhow::Result<()> {
         .json()
         .init();
 
+    // The whole TLS stack (kube's client, reqwest, the webhook server) uses rustls on ring.
+    if rustls::crypto::ring::default_provider()
+        .install_default()
+        .is_err()
+    {
+        tracing::debug!("a rustls crypto provider was already installed");
+    }
+
     let defaults = Defaults {
         image: env_or("PRAETOR_DEFAULT_IMAGE", "ghcr.io/praetor-dev/praetor:0.1.0"),
         cluster_domain: env_or("PRAETOR_CLUSTER_DOMAIN", "cluster.local"),
