@@ -1,7 +1,8 @@
 //! Black-box test of the `operator` binary against a fake Kubernetes API server (axum on
 //! 127.0.0.1, reached through a kubeconfig): at start-up it stores a webhook certificate in
 //! the Secret, patches the CA into the MutatingWebhookConfiguration, and then serves the
-//! webhook over HTTPS with that certificate.
+//! webhook over HTTPS with that certificate; its controller reconciles a listed
+//! ConsulCluster into applied objects and a status.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,29 @@ const MWC: &str =
 struct Seen {
     secret: Option<Value>,
     mwc_patch: Option<Value>,
+    /// Paths and bodies of the other PATCH requests (the reconcile's applies).
+    patches: Vec<(String, Value)>,
+}
+
+/// Collections the operator lists or watches; GETs of anything else are single objects,
+/// which do not exist.
+const COLLECTIONS: &[&str] = &[
+    "consulclusters",
+    "servicedefinitions",
+    "statefulsets",
+    "services",
+    "configmaps",
+    "poddisruptionbudgets",
+    "pods",
+];
+
+fn consul_cluster() -> Value {
+    json!({
+        "apiVersion": "praetor.dev/v1alpha1", "kind": "ConsulCluster",
+        "metadata": {"name": "demo", "namespace": "default", "uid": "uid-demo",
+                     "resourceVersion": "7", "generation": 1},
+        "spec": {"replicas": 3}
+    })
 }
 
 type Shared = Arc<Mutex<Seen>>;
@@ -78,15 +102,37 @@ async fn api(State(seen): State<Shared>, req: Request) -> Response {
             seen.lock().unwrap().mwc_patch = Some(body);
             json_response(StatusCode::OK, mwc())
         }
-        // The controllers' list and watch calls: nothing exists. A watch ends at once and
-        // the watcher re-lists after its backoff.
+        // Watches end at once; the watcher re-lists after its backoff.
         (Method::GET, _) if query.contains("watch=true") => {
             (StatusCode::OK, [("content-type", "application/json")], "").into_response()
         }
+        // Lists: one ConsulCluster, nothing else.
+        (Method::GET, p) if COLLECTIONS.iter().any(|c| p.ends_with(&format!("/{c}"))) => {
+            let items = if p.ends_with("/consulclusters") {
+                vec![consul_cluster()]
+            } else {
+                vec![]
+            };
+            json_response(
+                StatusCode::OK,
+                json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "7"}, "items": items}),
+            )
+        }
         (Method::GET, _) => json_response(
-            StatusCode::OK,
-            json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": []}),
+            StatusCode::NOT_FOUND,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}),
         ),
+        (Method::PATCH, p) => {
+            seen.lock()
+                .unwrap()
+                .patches
+                .push((p.to_string(), body.clone()));
+            let mut reply = body;
+            if p.ends_with("/status") {
+                reply = consul_cluster();
+            }
+            json_response(StatusCode::OK, reply)
+        }
         _ => json_response(
             StatusCode::METHOD_NOT_ALLOWED,
             json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 405}),
@@ -227,6 +273,38 @@ async fn operator_binary_prepares_and_serves_the_webhook() {
     assert_eq!(answer["response"]["uid"], "u-9");
     assert_eq!(answer["response"]["allowed"], true);
     assert!(answer["response"].get("patch").is_none());
+
+    // The ConsulCluster the fake lists is reconciled: every object is applied, then the
+    // status is written.
+    let status = wait_for("the ConsulCluster status", || {
+        seen.lock()
+            .unwrap()
+            .patches
+            .iter()
+            .find(|(p, _)| p.ends_with("/consulclusters/demo/status"))
+            .map(|(_, b)| b.clone())
+    })
+    .await;
+    assert_eq!(status["status"]["servers"], 3);
+    let applied: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .patches
+        .iter()
+        .map(|(p, _)| p.clone())
+        .collect();
+    for path in [
+        "/api/v1/namespaces/default/configmaps/demo-server-config",
+        "/api/v1/namespaces/default/services/demo-server",
+        "/api/v1/namespaces/default/services/demo",
+        "/apis/apps/v1/namespaces/default/statefulsets/demo-server",
+        "/apis/policy/v1/namespaces/default/poddisruptionbudgets/demo-server",
+    ] {
+        assert!(
+            applied.iter().any(|p| p == path),
+            "{path} not applied: {applied:?}"
+        );
+    }
 }
 
 async fn wait_for_async<T, F, Fut>(mut f: F) -> T
