@@ -5,10 +5,11 @@
 # - the third-party clients used by the compatibility tests: Debian's python3-consul, and
 #   py-consul from PyPI in .venv-compat/ (with grpcio's health server for the gRPC checks),
 #   and Patroni with PostgreSQL for the DCS failover scenario;
-# - Debian's chromium and playwright-core (npm) for the web UI test.
+# - Debian's chromium and playwright-core (npm) for the web UI test;
+# - unzip for scripts/k8s-check.sh (which fetches helm and its validators itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=(librocksdb-dev liblz4-dev libclang-dev clang python3-consul python3-venv python3-pip dnsutils curl jq postgresql patroni chromium)
+PKGS=(librocksdb-dev liblz4-dev libclang-dev clang python3-consul python3-venv python3-pip dnsutils curl jq unzip postgresql patroni chromium)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 # Node.js may come from elsewhere than Debian (its npm then conflicts with Debian's).

@@ -74,14 +74,13 @@ pub mod v1alpha1 {
 
         /// TLS for the HTTP API and RPC: a Secret holding `ca.crt`, `tls.crt` and `tls.key`
         /// (a cert-manager Certificate produces one), mounted into the servers and written
-        /// to `tls.defaults` in the agent config. Praetor accepts these Consul keys but does
-        /// not serve TLS yet (docs/status.md).
+        /// to `tls.defaults` in the agent config: mutual TLS on internal RPC and, with
+        /// `ports.https` in `extraConfig`, the HTTPS API (docs/tls.md).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub tls: Option<TlsSpec>,
 
         /// ACL system settings and the bootstrap (initial management) token, written to the
-        /// agent config as Consul's `acl` keys. Praetor accepts them but does not enforce
-        /// ACLs yet (docs/status.md).
+        /// agent config as Consul's `acl` keys and enforced by the agents (docs/acl.md).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub acl: Option<AclSpec>,
 
