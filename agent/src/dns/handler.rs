@@ -12,14 +12,26 @@ use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::authority::MessageResponseBuilder;
 use hickory_server::server::{Protocol, Request, RequestHandler, ResponseHandler, ResponseInfo};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::Arc;
+
+/// The records one service instance contributes: answers and additionals.
+type Group = (Vec<Record>, Vec<Record>);
+
+/// Instance records of recent service and query answers, by (question name, type), valid
+/// while the lookup's generation stays the same; each answer shuffles and limits them anew.
+type AnswerCache = std::sync::Mutex<HashMap<(String, RecordType), (u64, Arc<Vec<Group>>)>>;
+
+/// Entries kept at most (the cache is cleared when it grows past this).
+const CACHE_ENTRIES: usize = 4096;
 
 /// The DNS request handler.
 pub struct DnsHandler<L: DnsLookup> {
     lookup: Arc<L>,
     settings: DnsSettings,
+    cache: AnswerCache,
 }
 
 /// A computed answer.
@@ -73,7 +85,11 @@ fn shuffle<T>(v: &mut [T]) {
 impl<L: DnsLookup> DnsHandler<L> {
     /// A handler over `lookup`.
     pub fn new(lookup: Arc<L>, settings: DnsSettings) -> Self {
-        DnsHandler { lookup, settings }
+        DnsHandler {
+            lookup,
+            settings,
+            cache: Default::default(),
+        }
     }
 
     /// The SOA record of a domain.
@@ -232,6 +248,10 @@ impl<L: DnsLookup> DnsHandler<L> {
         qtype: RecordType,
         udp: bool,
     ) -> Result<Option<Answer>, LookupError> {
+        let generation = self.lookup.generation(dc);
+        if let Some(groups) = self.cached(owner, qtype, generation) {
+            return Ok(Some(self.assemble(&groups, udp)));
+        }
         let all = self.lookup.service(dc, service, tag).await?;
         if all.is_empty() {
             return Ok(None);
@@ -247,9 +267,9 @@ impl<L: DnsLookup> DnsHandler<L> {
             return Ok(None); // Consul answers NXDOMAIN when no instance is healthy
         }
         let ttl = self.settings.ttl_for_service(service);
-        Ok(Some(self.instance_records(
-            owner, healthy, ttl, dc, domain, qtype, udp,
-        )))
+        let groups = self.instance_groups(owner, &healthy, ttl, dc, domain, qtype);
+        let groups = self.remember(owner, qtype, generation, groups);
+        Ok(Some(self.assemble(&groups, udp)))
     }
 
     /// A prepared query (`<name>.query[.<dc>].<domain>`): its own health filtering, its
@@ -264,6 +284,10 @@ impl<L: DnsLookup> DnsHandler<L> {
         qtype: RecordType,
         udp: bool,
     ) -> Result<Option<Answer>, LookupError> {
+        let generation = self.lookup.generation(dc);
+        if let Some(groups) = self.cached(owner, qtype, generation) {
+            return Ok(Some(self.assemble(&groups, udp)));
+        }
         let Some((service, nodes, ttl)) = self.lookup.query(dc, name).await? else {
             return Ok(None);
         };
@@ -271,24 +295,47 @@ impl<L: DnsLookup> DnsHandler<L> {
             return Ok(None);
         }
         let ttl = ttl.unwrap_or_else(|| self.settings.ttl_for_service(&service));
-        Ok(Some(self.instance_records(
-            owner, nodes, ttl, dc, domain, qtype, udp,
-        )))
+        let groups = self.instance_groups(owner, &nodes, ttl, dc, domain, qtype);
+        let groups = self.remember(owner, qtype, generation, groups);
+        Ok(Some(self.assemble(&groups, udp)))
     }
 
-    /// A/AAAA/CNAME/SRV/TXT records for instances, with the answer limits applied.
-    #[allow(clippy::too_many_arguments)]
-    fn instance_records(
+    fn cached(
         &self,
         owner: &Name,
-        mut healthy: Vec<Instance>,
-        ttl: u32,
-        dc: &str,
-        domain: &str,
         qtype: RecordType,
-        udp: bool,
-    ) -> Answer {
-        shuffle(&mut healthy);
+        generation: Option<u64>,
+    ) -> Option<Arc<Vec<Group>>> {
+        let g = generation?;
+        let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        c.get(&(owner.to_string(), qtype))
+            .filter(|(at, _)| *at == g)
+            .map(|(_, groups)| groups.clone())
+    }
+
+    fn remember(
+        &self,
+        owner: &Name,
+        qtype: RecordType,
+        generation: Option<u64>,
+        groups: Vec<Group>,
+    ) -> Arc<Vec<Group>> {
+        let groups = Arc::new(groups);
+        if let Some(g) = generation {
+            let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if c.len() >= CACHE_ENTRIES {
+                c.clear();
+            }
+            c.insert((owner.to_string(), qtype), (g, groups.clone()));
+        }
+        groups
+    }
+
+    /// The answer: the instances' records in random order, limited to the UDP answer limit
+    /// (or `a_record_limit`), truncated as configured.
+    fn assemble(&self, groups: &[Group], udp: bool) -> Answer {
+        let mut order: Vec<usize> = (0..groups.len()).collect();
+        shuffle(&mut order);
         let mut limit = if udp {
             self.settings.udp_answer_limit
         } else {
@@ -299,12 +346,31 @@ impl<L: DnsLookup> DnsHandler<L> {
             limit = self.settings.a_record_limit;
         }
         let mut a = Answer::default();
-        if limit > 0 && healthy.len() > limit {
+        if limit > 0 && order.len() > limit {
             a.truncated = self.settings.enable_truncate;
-            healthy.truncate(limit);
+            order.truncate(limit);
         }
+        for i in order {
+            a.answers.extend(groups[i].0.iter().cloned());
+            a.additionals.extend(groups[i].1.iter().cloned());
+        }
+        a
+    }
+
+    /// A/AAAA/CNAME/SRV/TXT records of each instance (one group per instance, in order).
+    fn instance_groups(
+        &self,
+        owner: &Name,
+        healthy: &[Instance],
+        ttl: u32,
+        dc: &str,
+        domain: &str,
+        qtype: RecordType,
+    ) -> Vec<Group> {
         let node_ttl = self.settings.node_ttl;
-        for i in &healthy {
+        let mut groups = Vec::with_capacity(healthy.len());
+        for i in healthy {
+            let mut a = Answer::default();
             let svc_addr = if i.service.address.is_empty() {
                 i.node.address.clone()
             } else {
@@ -372,8 +438,9 @@ impl<L: DnsLookup> DnsHandler<L> {
                 }
                 _ => {}
             }
+            groups.push((a.answers, a.additionals));
         }
-        a
+        groups
     }
 
     async fn recurse(&self, request: &Request) -> Option<Vec<u8>> {

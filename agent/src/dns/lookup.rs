@@ -36,6 +36,11 @@ pub enum LookupError {
 pub trait DnsLookup: Send + Sync + 'static {
     /// This agent's datacenter.
     fn datacenter(&self) -> String;
+    /// For answers about `dc` computed from local state: a value that changes whenever
+    /// that state does, so answers can be cached until then (None: do not cache).
+    fn generation(&self, _dc: &str) -> Option<u64> {
+        None
+    }
     /// Instances of `service` (optionally with `tag`) in `dc`.
     fn service(
         &self,
@@ -173,6 +178,10 @@ fn dns_visible(a: &crate::acl::Authorizer, node: &str, service: &str) -> bool {
 impl DnsLookup for Agent {
     fn datacenter(&self) -> String {
         self.datacenter.clone()
+    }
+
+    fn generation(&self, dc: &str) -> Option<u64> {
+        (dc == self.datacenter && self.is_server()).then(|| self.read(|s| s.generation()))
     }
 
     async fn service(

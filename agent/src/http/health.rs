@@ -157,6 +157,18 @@ pub async fn service(State(agent): State<AppState>, a: Authz, p: Params) -> ApiR
     let tags = p.all("tag");
     let passing = p.has("passing") && p.flag("passing");
     let f = node_meta_filter(&p);
+    let key = super::read_cache_key(&agent, &p, &q);
+    if key.is_some() {
+        super::check_dc(&agent, &q)?;
+        agent.barrier(q.consistency).await?;
+        if let Some(resp) = key
+            .as_deref()
+            .and_then(|k| super::read_cache_get(&agent, k, &q))
+        {
+            return Ok(resp);
+        }
+    }
+    let generation = agent.read(|s| s.generation());
     let (idx, list) = blocking(&agent, &q, vec![Topic::Service(name.clone())], |s| {
         s.check_service_nodes(&name, &tags)
     })
@@ -179,5 +191,5 @@ pub async fn service(State(agent): State<AppState>, a: Authz, p: Params) -> ApiR
     if let Some(c) = super::coordinate::near_coordinate(&agent, &p)? {
         super::coordinate::sort_near(&agent, &c, &mut out, |x| x.node.node.as_str());
     }
-    Ok(mark_filtered(indexed(&agent, idx, &q, &out)?, filtered))
+    super::read_cache_put(&agent, key, generation, idx, &q, &out, filtered)
 }

@@ -36,7 +36,8 @@ use axum::Router;
 pub use error::ApiError;
 use params::QueryOptions;
 use serde::Serialize;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 pub use tls_serve::serve_tls;
 use tokio::time::Instant;
 
@@ -271,6 +272,62 @@ pub fn read_body<T: Serialize>(v: &T, q: &QueryOptions) -> Result<Vec<u8>, ApiEr
             json_body(&filter::apply(e, val), q.pretty)
         }
     }
+}
+
+/// Serialized answers of hot list reads (`/v1/health/service/<name>`), by agent, request
+/// and token: (store generation, index, body, filtered by ACLs). A hit needs the store's
+/// generation to be the one the body was computed at, so any write invalidates it.
+type ReadCache = Mutex<HashMap<String, (u64, u64, bytes::Bytes, bool)>>;
+static READ_CACHE: LazyLock<ReadCache> = LazyLock::new(Default::default);
+const READ_CACHE_ENTRIES: usize = 4096;
+
+/// The cache key of a non-blocking read that may be answered from [`READ_CACHE`].
+pub fn read_cache_key(agent: &Agent, p: &params::Params, q: &QueryOptions) -> Option<String> {
+    (q.index == 0 && q.consistency != crate::agent::Consistency::Consistent).then(|| {
+        format!(
+            "{}\u{1e}{}\u{1e}{}",
+            agent.node_id,
+            p.canonical(),
+            p.token().unwrap_or_default()
+        )
+    })
+}
+
+/// A cached answer still valid at the store's current generation.
+pub fn read_cache_get(agent: &Agent, key: &str, q: &QueryOptions) -> Option<Response> {
+    let generation = agent.read(|s| s.generation());
+    let (idx, body, filtered) = {
+        let c = READ_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        let (g, idx, body, filtered) = c.get(key)?;
+        if *g != generation {
+            return None;
+        }
+        (*idx, body.clone(), *filtered)
+    };
+    let resp = ([("Content-Type", "application/json")], Body::from(body)).into_response();
+    Some(acl::mark_filtered(with_meta(agent, resp, idx, q), filtered))
+}
+
+/// Answer a read with index metadata and remember the body, computed at `generation`.
+pub fn read_cache_put<T: Serialize>(
+    agent: &Agent,
+    key: Option<String>,
+    generation: u64,
+    idx: u64,
+    q: &QueryOptions,
+    v: &T,
+    filtered: bool,
+) -> ApiResult {
+    let body = bytes::Bytes::from(read_body(v, q)?);
+    if let Some(k) = key {
+        let mut c = READ_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        if c.len() >= READ_CACHE_ENTRIES {
+            c.clear();
+        }
+        c.insert(k, (generation, idx, body.clone(), filtered));
+    }
+    let resp = ([("Content-Type", "application/json")], Body::from(body)).into_response();
+    Ok(acl::mark_filtered(with_meta(agent, resp, idx, q), filtered))
 }
 
 /// A JSON read response with index metadata.

@@ -159,6 +159,18 @@ impl Params {
         self.get("token").map(str::to_string)
     }
 
+    /// The decoded path and every query parameter, in order (a cache key for a read).
+    pub fn canonical(&self) -> String {
+        let mut s = self.path.clone();
+        for (k, v) in &self.pairs {
+            s.push('\u{1f}');
+            s.push_str(k);
+            s.push('=');
+            s.push_str(v);
+        }
+        s
+    }
+
     /// Blocking and consistency options.
     pub fn query_options(&self) -> Result<QueryOptions, ApiError> {
         let stale = self.has("stale") && self.flag("stale");

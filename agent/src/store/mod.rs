@@ -91,6 +91,8 @@ pub struct Store {
     /// Lock-delay deadlines per key (in memory only, as in Consul).
     lock_delay: HashMap<String, Instant>,
     fired: Vec<Topic>,
+    /// Bumped by every write and restore: a cheap "has anything changed" for caches.
+    generation: u64,
 }
 
 impl Store {
@@ -101,7 +103,14 @@ impl Store {
             hub,
             lock_delay: HashMap::new(),
             fired: Vec::new(),
+            generation: 0,
         }
+    }
+
+    /// A counter that changes whenever the state does (any write, a restore); answers
+    /// computed from the store stay valid while it stays the same.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The watch hub blocking queries subscribe to.
@@ -132,6 +141,7 @@ impl Store {
     }
 
     fn bump(&mut self, table: &str, idx: Index) {
+        self.generation += 1;
         let e = self.data.indexes.entry(table.to_string()).or_insert(0);
         if idx > *e {
             *e = idx;
@@ -164,6 +174,7 @@ impl Store {
 
     /// Replace the whole state and wake every waiter.
     pub fn restore_data(&mut self, data: StoreData) {
+        self.generation += 1;
         let mut topics: Vec<Topic> = ["nodes", "services", "checks", "kvs", "sessions"]
             .iter()
             .map(|t| Topic::Table(t))

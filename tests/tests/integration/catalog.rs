@@ -151,3 +151,40 @@ fn unknown_datacenter_is_refused() {
     assert_eq!((r.status, r.body.as_str()), (500, "No path to datacenter"));
     assert_eq!(get(&n, "/v1/catalog/nodes?dc=dc1").status, 200);
 }
+
+/// Repeated health reads (answered from the agent's read cache while nothing changed) see
+/// every write at once, and each token its own answer.
+#[test]
+fn repeated_health_reads_see_every_write() {
+    let n = Node::dev();
+    let reg = |node: &str, status: &str| {
+        let body = serde_json::json!({"Node": node, "Address": "10.1.1.1",
+            "Service": {"Service": "cached", "Port": 1},
+            "Check": {"CheckID": "c", "Name": "c", "ServiceID": "cached", "Status": status}});
+        assert_eq!(
+            put(&n, "/v1/catalog/register", body.to_string()).status,
+            200
+        );
+    };
+    let count = |path: &str| get(&n, path).json().as_array().unwrap().len();
+    reg("a", "passing");
+    for _ in 0..3 {
+        assert_eq!(count("/v1/health/service/cached?passing"), 1);
+    }
+    reg("b", "passing");
+    assert_eq!(count("/v1/health/service/cached?passing"), 2);
+    reg("b", "critical");
+    assert_eq!(count("/v1/health/service/cached?passing"), 1);
+    assert_eq!(count("/v1/health/service/cached"), 2);
+    let r1 = get(&n, "/v1/health/service/cached");
+    let r2 = get(&n, "/v1/health/service/cached?pretty");
+    assert_eq!(r1.index(), r2.index());
+    assert!(
+        r2.body.contains("\n  "),
+        "?pretty is part of the cached answer's key"
+    );
+    assert_eq!(
+        count("/v1/health/service/cached?filter=Node.Node%20%3D%3D%20a"),
+        1
+    );
+}
