@@ -209,7 +209,15 @@ bench_watch() {
     >"$W/watch.log" 2>&1 &
   local pid=$!
   wait_http "http://127.0.0.1:18900/v1/status/leader" ':'
-  "$L" watch 127.0.0.1:18900 "$WATCHERS" "$pid" | record
+  # HTTP/2 (h2c): watchers multiplexed 100 per connection.
+  "$L" watch 127.0.0.1:18900 "$WATCHERS" "$pid" h2 | record
+  stop_all
+  # HTTP/1.1: one connection per watcher (what most Consul clients do); a fifth as many.
+  "$P" agent -dev -http-port 18900 -dns-port -1 -serf-lan-port 0 -serf-wan-port 0 -server-port 0 -log-level warn \
+    >"$W/watch1.log" 2>&1 &
+  pid=$!
+  wait_http "http://127.0.0.1:18900/v1/status/leader" ':'
+  "$L" watch 127.0.0.1:18900 "$((WATCHERS / 5))" "$pid" h1 | record
   stop_all
 }
 

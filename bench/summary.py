@@ -63,17 +63,19 @@ def main(path):
         out.append("| --- | --- | --- | --- | --- | --- |")
         out.append(f"| {p['rps']:.0f} | {n['rps']:.0f} | {ratio:.2f}x | {ok(ratio >= 0.5)} | {p['p99']} | {n['p99']} |")
         out.append("")
-    for r in rows:
-        if r["bench"] == "watch":
-            out.append("### Blocking queries\n")
-            out.append("| watchers | connected | bytes/watcher (target < 4096) | woken by an unrelated write (target 0) | all woken after the change (target < 1000 ms) | errors |")
-            out.append("| --- | --- | --- | --- | --- | --- |")
-            out.append(
-                f"| {r['watchers']} | {r['connected']} | {r['bytes_per_watcher']:.0f} ({ok(r['bytes_per_watcher'] < 4096)}) | "
-                f"{r['woken_by_unrelated_write']} ({ok(r['woken_by_unrelated_write'] == 0)}) | {r['all_woken_ms']:.0f} ms "
-                f"({ok(r['all_woken_ms'] < 1000 and r['woken'] == r['watchers'])}) | {r['errors']} |"
-            )
-            out.append("")
+    watches = [r for r in rows if r["bench"] == "watch"]
+    if watches:
+        out.append("### Blocking queries (one key)\n")
+        out.append("| HTTP | watchers | connected | bytes/watcher (target < 4096) | woken by an unrelated write (target 0) | all woken after the change (target < 1000 ms) | errors |")
+        out.append("| --- | --- | --- | --- | --- | --- | --- |")
+    for r in watches:
+        out.append(
+            f"| {r.get('http', 'h1')} | {r['watchers']} | {r['connected']} | {r['bytes_per_watcher']:.0f} ({ok(r['bytes_per_watcher'] < 4096)}) | "
+            f"{r['woken_by_unrelated_write']} ({ok(r['woken_by_unrelated_write'] == 0)}) | {r['all_woken_ms']:.0f} ms "
+            f"({ok(r['all_woken_ms'] < 1000 and r['woken'] == r['watchers'])}) | {r['errors']} |"
+        )
+    if watches:
+        out.append("")
     cat = next((r for r in rows if r["bench"] == "catalog"), None)
     gets = [r for r in rows if r["bench"] == "get"]
     snap = next((r for r in rows if r["bench"] == "snapshot"), None)

@@ -50,6 +50,29 @@ pub fn percent_decode(s: &str, plus_space: bool) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The token of `X-Consul-Token` or `Authorization: Bearer`.
+fn header_token(headers: &HeaderMap) -> Option<String> {
+    if let Some(t) = headers.get("X-Consul-Token").and_then(|v| v.to_str().ok()) {
+        return Some(t.to_string());
+    }
+    headers
+        .get("Authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string())
+}
+
+/// A request's ACL token (`X-Consul-Token`, `Authorization: Bearer`, then `?token=`)
+/// without parsing the rest of the request.
+pub fn token_from(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    header_token(headers).or_else(|| {
+        query?.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            (percent_decode(k, true) == "token").then(|| percent_decode(v, true))
+        })
+    })
+}
+
 /// Parsed request: decoded path and query parameters, plus headers.
 #[derive(Debug, Clone, Default)]
 pub struct Params {
@@ -141,22 +164,7 @@ impl Params {
 
     /// The ACL token from `X-Consul-Token`, `Authorization: Bearer`, or `?token=`.
     pub fn token(&self) -> Option<String> {
-        if let Some(t) = self
-            .headers
-            .get("X-Consul-Token")
-            .and_then(|v| v.to_str().ok())
-        {
-            return Some(t.to_string());
-        }
-        if let Some(t) = self
-            .headers
-            .get("Authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-        {
-            return Some(t.trim().to_string());
-        }
-        self.get("token").map(str::to_string)
+        header_token(&self.headers).or_else(|| self.get("token").map(str::to_string))
     }
 
     /// The decoded path and every query parameter, in order (a cache key for a read).

@@ -6,9 +6,10 @@
 //!   reads `?consistent`) or `etcd` (v3 JSON gateway, linearizable reads); OP `write` or
 //!   `read`; ADDRS comma-separated `host:port`, connections spread over them.
 //! * `get URL_PATH ADDR CONCURRENCY SECONDS` — repeated GETs (latency percentiles).
-//! * `watch ADDR N AGENT_PID` — N blocking queries on one key; reports the agent's RSS per
-//!   watcher, how many an unrelated write woke (should be 0) and how long until all woke
-//!   after a write to their key.
+//! * `watch ADDR N AGENT_PID [h1|h2]` — N blocking queries on one key; reports the agent's
+//!   RSS per watcher, how many an unrelated write woke (should be 0) and how long until all
+//!   woke after a write to their key. `h1` (default): one HTTP/1.1 connection per watcher;
+//!   `h2`: HTTP/2 (prior knowledge), 100 watchers multiplexed per connection.
 //! * `catalog ADDR NODES PER_NODE SERVICES CONCURRENCY` — registers NODES nodes with
 //!   PER_NODE instances each (of SERVICES service names) through `/v1/txn`.
 //! * `ready PRAETOR_BIN ROUNDS` — `agent -dev` start-to-leader time and idle RSS.
@@ -326,8 +327,10 @@ fn rss_kib(pid: &str) -> u64 {
 }
 
 async fn watch(args: &[String]) -> Result<(), Error> {
-    let [addr, n, pid] = args else {
-        return Err("usage: watch ADDR N AGENT_PID".into());
+    let (addr, n, pid, h2) = match args {
+        [addr, n, pid] => (addr, n, pid, false),
+        [addr, n, pid, mode] => (addr, n, pid, mode == "h2"),
+        _ => return Err("usage: watch ADDR N AGENT_PID [h1|h2]".into()),
     };
     let n: usize = n.parse()?;
     let mut c = Conn::new(addr);
@@ -345,7 +348,36 @@ async fn watch(args: &[String]) -> Result<(), Error> {
     let last_wake = Arc::new(Mutex::new(None::<Instant>));
     let mut tasks = Vec::with_capacity(n);
     let sent = Arc::new(AtomicU64::new(0));
+    let h2_clients: Vec<reqwest::Client> = if h2 {
+        (0..n.div_ceil(100))
+            .map(|_| {
+                reqwest::Client::builder()
+                    .http2_prior_knowledge()
+                    .timeout(Duration::from_secs(400))
+                    .build()
+            })
+            .collect::<Result<_, _>>()?
+    } else {
+        Vec::new()
+    };
     for i in 0..n {
+        if h2 {
+            let client = h2_clients[i / 100].clone();
+            let url = format!("http://{addr}/v1/kv/watched?index={index}&wait=5m");
+            let (woke, last_wake, sent) = (woke.clone(), last_wake.clone(), sent.clone());
+            tasks.push(tokio::spawn(async move {
+                let req = client.get(&url).send();
+                sent.fetch_add(1, Ordering::Relaxed);
+                let r = req.await.map_err(|e| -> Error { e.into() });
+                woke.fetch_add(1, Ordering::Relaxed);
+                *last_wake.lock().unwrap() = Some(Instant::now());
+                r.map(|_| ())
+            }));
+            if i % 1000 == 999 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            continue;
+        }
         let mut conn = Conn::new(addr);
         // Spread over source addresses: one source has ~28k ephemeral ports.
         conn.source = Some(std::net::IpAddr::from([
@@ -396,7 +428,8 @@ async fn watch(args: &[String]) -> Result<(), Error> {
         }
     }
     println!(
-        "{{\"bench\":\"watch\",\"watchers\":{n},\"connected\":{connected},\"rss_before_kib\":{rss_before},\"rss_after_kib\":{rss_after},\"bytes_per_watcher\":{:.0},\"woken_by_unrelated_write\":{woken_by_unrelated},\"woken\":{},\"all_woken_ms\":{all_woke_ms:.1},\"errors\":{errors}}}",
+        "{{\"bench\":\"watch\",\"http\":\"{}\",\"watchers\":{n},\"connected\":{connected},\"rss_before_kib\":{rss_before},\"rss_after_kib\":{rss_after},\"bytes_per_watcher\":{:.0},\"woken_by_unrelated_write\":{woken_by_unrelated},\"woken\":{},\"all_woken_ms\":{all_woke_ms:.1},\"errors\":{errors}}}",
+        if h2 { "h2" } else { "h1" },
         (rss_after.saturating_sub(rss_before) * 1024) as f64 / n as f64,
         woke.load(Ordering::Relaxed),
     );

@@ -237,3 +237,32 @@ fn tombstones_are_reaped_without_moving_indexes_back() {
     );
     assert_eq!(get(&n, "/v1/kv/stay?raw").body, "x");
 }
+
+/// The HTTP API also speaks HTTP/2 without TLS (prior knowledge): many blocking queries can
+/// share one connection.
+#[test]
+fn http2_prior_knowledge_multiplexes_blocking_queries() {
+    let n = Node::dev();
+    put(&n, "/v1/kv/h2", "0");
+    let idx = get(&n, "/v1/kv/h2").index();
+    let client = reqwest::blocking::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let r = client.get(n.url("/v1/kv/h2?raw")).send().unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.text().unwrap(), "0");
+    let waiters: Vec<_> = (0..20)
+        .map(|_| {
+            let c = client.clone();
+            let url = n.url(&format!("/v1/kv/h2?index={idx}&wait=20s"));
+            std::thread::spawn(move || c.get(url).send().unwrap().text().unwrap())
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    put(&n, "/v1/kv/h2", "1");
+    for w in waiters {
+        assert!(w.join().unwrap().contains("\"Value\":\"MQ==\""));
+    }
+}
