@@ -18,7 +18,6 @@ use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -61,20 +60,21 @@ impl From<AclError> for ApiError {
     }
 }
 
-/// Middleware: resolve the token once per request and keep the authorizer in the
-/// request's extensions (requests a client agent forwards are authorized by the server).
-pub async fn authorize(State(agent): State<AppState>, mut req: Request, next: Next) -> Response {
+/// Resolve the request's token once and keep the authorizer in its extensions (requests a
+/// client agent forwards are authorized by the server); the refusal when it is unknown.
+pub async fn authorize(agent: &AppState, req: &mut Request) -> Result<(), Response> {
     if !agent.acl_enabled() {
         req.extensions_mut().insert(Authz(ALLOW_ALL.clone()));
-        return next.run(req).await;
+        return Ok(());
     }
     let token = super::params::token_from(req.headers(), req.uri().query());
-    match agent.authorize(token.as_deref()).await {
+    // Boxed: resolution may call a server, and this future is part of every request's.
+    match Box::pin(agent.authorize(token.as_deref())).await {
         Ok(a) => {
             req.extensions_mut().insert(Authz(a));
-            next.run(req).await
+            Ok(())
         }
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => Err(ApiError::from(e).into_response()),
     }
 }
 

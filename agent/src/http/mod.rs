@@ -185,17 +185,34 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/ui/{*rest}", get(ui::index))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            agent.clone(),
-            acl::authorize,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            agent.clone(),
-            proxy::forward_if_needed,
-        ))
-        .layer(axum::middleware::from_fn(telemetry::time_requests))
+        .layer(axum::middleware::from_fn_with_state(agent.clone(), front))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(agent)
+}
+
+/// Everything before the handlers, in one middleware (each layer costs every request,
+/// parked blocking queries included, a boxed future): the call is timed, forwarded when
+/// another agent answers it, else authorized (ACLs) and handled here.
+async fn front(
+    axum::extract::State(agent): axum::extract::State<AppState>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let metric = telemetry::metric_name(&req);
+    let resp = match proxy::route(&agent, &mut req) {
+        proxy::Route::Reply(r) => r,
+        proxy::Route::Forward(targets) => match Box::pin(proxy::forward(targets, req)).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        },
+        proxy::Route::Local => match acl::authorize(&agent, &mut req).await {
+            Ok(()) => next.run(req).await,
+            Err(r) => r,
+        },
+    };
+    telemetry::record(&metric, started);
+    resp
 }
 
 async fn fallback(method: Method, uri: axum::http::Uri) -> Response {

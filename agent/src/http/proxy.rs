@@ -4,9 +4,8 @@
 
 use super::{ApiError, AppState};
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::time::Duration;
 
@@ -45,19 +44,24 @@ fn requested_dc(req: &Request) -> Option<String> {
     })
 }
 
-/// Middleware: client agents forward data requests to a server of their datacenter; servers
-/// forward requests for another datacenter (`?dc=`) to a server of that datacenter.
-pub async fn forward_if_needed(
-    State(agent): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
+/// Where a request is answered.
+pub(super) enum Route {
+    /// By this agent's handlers.
+    Local,
+    /// By one of these servers (the request passed on unchanged).
+    Forward(Vec<String>),
+    /// Refused before anything else.
+    Reply(Response),
+}
+
+/// Client agents forward data requests to a server of their datacenter; servers forward
+/// requests for another datacenter (`?dc=`) to a server of that datacenter.
+pub(super) fn route(agent: &AppState, req: &mut Request) -> Route {
     if !forwarded(req.uri().path()) {
-        return next.run(req).await;
+        return Route::Local;
     }
-    let targets = if !agent.is_server() {
+    if !agent.is_server() {
         // `near=_agent` means this agent's node, not the server's.
-        let mut req = req;
         if let Some(q) = req
             .uri()
             .query()
@@ -78,25 +82,17 @@ pub async fn forward_if_needed(
                 *req.uri_mut() = uri;
             }
         }
-        return match forward(agent.known_servers(), req).await {
-            Ok(r) => r,
-            Err(e) => e.into_response(),
-        };
-    } else {
-        match requested_dc(&req) {
-            Some(dc) if dc != agent.datacenter => {
-                let t = agent.wan_servers_of(&dc);
-                if t.is_empty() {
-                    return ApiError::internal("No path to datacenter").into_response();
-                }
-                t
+        return Route::Forward(agent.known_servers());
+    }
+    match requested_dc(req) {
+        Some(dc) if dc != agent.datacenter => {
+            let t = agent.wan_servers_of(&dc);
+            if t.is_empty() {
+                return Route::Reply(ApiError::internal("No path to datacenter").into_response());
             }
-            _ => return next.run(req).await,
+            Route::Forward(t)
         }
-    };
-    match forward(targets, req).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
+        _ => Route::Local,
     }
 }
 

@@ -9,8 +9,7 @@ use super::{ApiError, ApiResult, AppState};
 use crate::monitor::{parse_level, Monitor};
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use std::time::Instant;
 
 /// `GET /v1/agent/metrics`
@@ -107,10 +106,8 @@ pub async fn monitor(State(agent): State<AppState>, a: Authz, p: Params) -> ApiR
         .into_response())
 }
 
-/// Time every API call (Consul's `consul.api.http` and `consul.http.<METHOD>.<path>`).
-pub async fn time_requests(req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = req.method().to_string();
+/// Consul's per-endpoint timer name: `consul.http.<METHOD>.<first three path segments>`.
+pub fn metric_name(req: &Request) -> String {
     let group: String = req
         .uri()
         .path()
@@ -119,9 +116,12 @@ pub async fn time_requests(req: Request, next: Next) -> Response {
         .take(3)
         .collect::<Vec<_>>()
         .join(".");
-    let resp = next.run(req).await;
+    format!("consul.http.{}.{group}", req.method())
+}
+
+/// Record an API call's time (Consul's `consul.api.http` and the per-endpoint timer).
+pub fn record(name: &str, started: Instant) {
     let elapsed = started.elapsed();
     crate::metrics::sample("consul.api.http", elapsed);
-    crate::metrics::sample(&format!("consul.http.{method}.{group}"), elapsed);
-    resp
+    crate::metrics::sample(name, elapsed);
 }
