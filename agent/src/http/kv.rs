@@ -57,9 +57,10 @@ pub async fn handle(
     super::check_dc(&agent, &p.query_options()?)?;
     match method {
         Method::GET => get(&agent, &a, &p, &key).await,
+        // Writes are boxed so their (large) futures do not size every parked read.
         Method::PUT | Method::POST => {
             a.check(Resource::Key, &key, Access::Write)?;
-            put(&agent, &p, &key, body).await
+            Box::pin(put(&agent, &p, &key, body)).await
         }
         Method::DELETE => {
             if p.has("recurse") && p.flag("recurse") {
@@ -69,7 +70,7 @@ pub async fn handle(
             } else {
                 a.check(Resource::Key, &key, Access::Write)?;
             }
-            delete(&agent, &p, &key).await
+            Box::pin(delete(&agent, &p, &key)).await
         }
         m => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,

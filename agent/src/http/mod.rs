@@ -378,7 +378,9 @@ pub async fn blocking<T>(
     f: impl Fn(&Store) -> (u64, T),
 ) -> Result<(u64, T), ApiError> {
     check_dc(agent, q)?;
-    agent.barrier(q.consistency).await?;
+    // Boxed: the barrier may ask the leader over RPC, and its (large) future would
+    // otherwise size every parked blocking query.
+    Box::pin(agent.barrier(q.consistency)).await?;
     if q.index == 0 {
         return Ok(agent.read(&f));
     }
