@@ -70,21 +70,23 @@ fn with<T>(f: impl FnOnce(&mut Registry) -> T) -> T {
 
 /// Add `n` to a counter.
 pub fn incr(name: &str, n: u64) {
-    with(|r| {
-        r.counters
+    with(|r| match r.counters.get_mut(name) {
+        Some(c) => c.add(n as f64),
+        None => r
+            .counters
             .entry(name.to_string())
             .or_default()
-            .add(n as f64)
+            .add(n as f64),
     });
 }
 
 /// Record a timing sample in milliseconds.
 pub fn sample(name: &str, d: Duration) {
-    with(|r| {
-        r.samples
-            .entry(name.to_string())
-            .or_default()
-            .add(d.as_secs_f64() * 1000.0)
+    let ms = d.as_secs_f64() * 1000.0;
+    // Look up before inserting: no allocation on the hot path once the name is known.
+    with(|r| match r.samples.get_mut(name) {
+        Some(s) => s.add(ms),
+        None => r.samples.entry(name.to_string()).or_default().add(ms),
     });
 }
 

@@ -117,6 +117,16 @@ impl<L: DnsLookup> DnsHandler<L> {
 
     /// Answer a question for a name under one of our domains.
     pub async fn answer(&self, qname: &str, qtype: RecordType, udp: bool) -> Answer {
+        // A service or query answer of this datacenter computed since the last write: no
+        // parsing and no lookup, only a new order and the limits.
+        let local = self.lookup.generation(&self.lookup.datacenter());
+        if let Some(groups) = self.cached_name(qname, qtype, local) {
+            let mut a = self.assemble(&groups, udp);
+            if a.answers.is_empty() {
+                a.soa = true; // NODATA
+            }
+            return a;
+        }
         let (labels, domain) = match strip_domain(qname, &self.settings.domains) {
             Ok(x) => x,
             Err(_) => {
@@ -306,9 +316,18 @@ impl<L: DnsLookup> DnsHandler<L> {
         qtype: RecordType,
         generation: Option<u64>,
     ) -> Option<Arc<Vec<Group>>> {
+        self.cached_name(&owner.to_string(), qtype, generation)
+    }
+
+    fn cached_name(
+        &self,
+        qname: &str,
+        qtype: RecordType,
+        generation: Option<u64>,
+    ) -> Option<Arc<Vec<Group>>> {
         let g = generation?;
         let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        c.get(&(owner.to_string(), qtype))
+        c.get(&(qname.to_string(), qtype))
             .filter(|(at, _)| *at == g)
             .map(|(_, groups)| groups.clone())
     }
