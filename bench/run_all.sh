@@ -89,7 +89,7 @@ bench_kv() {
   etcd_cluster
   local pa=127.0.0.1:18501,127.0.0.1:18502,127.0.0.1:18503
   local ea=127.0.0.1:2381,127.0.0.1:2382,127.0.0.1:2383
-  for c in 1 64 256; do
+  for c in ${KV_CLIENTS:-1 64 256}; do
     for op in write read; do
       "$L" kv praetor "$op" "$pa" "$c" "$SECS" | record
       "$L" kv etcd "$op" "$ea" "$c" "$SECS" | record

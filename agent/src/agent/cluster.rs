@@ -482,11 +482,7 @@ impl RpcBackend for Agent {
             return Err("not the leader".to_string());
         }
         if consistent {
-            let read = raft
-                .ensure_linearizable()
-                .await
-                .map_err(|e| e.to_string())?;
-            return Ok(read.map(|l| l.index).unwrap_or(0));
+            return self.linearizable_index().await;
         }
         let m = raft.metrics();
         let applied = m.borrow().last_applied.map(|l| l.index).unwrap_or(0);

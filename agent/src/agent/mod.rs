@@ -8,6 +8,7 @@ mod events;
 pub use events::UserEvent;
 mod local_ops;
 pub mod query;
+mod reads;
 mod sessions;
 
 use crate::config::RuntimeConfig;
@@ -92,6 +93,7 @@ pub struct Agent {
     /// exclusively so no append renews the followers' leader leases while it runs.
     write_gate: tokio::sync::RwLock<()>,
     acl_cache: Mutex<acl::AclCache>,
+    reads: reads::ReadBatcher,
     gossip: Option<Gossip>,
     wan: Option<Gossip>,
     events: Mutex<events::EventLog>,
@@ -361,6 +363,7 @@ impl Agent {
             raft_id,
             write_gate: Default::default(),
             acl_cache: Default::default(),
+            reads: Default::default(),
             gossip,
             wan,
             events: Mutex::new(Default::default()),
@@ -620,13 +623,9 @@ impl Agent {
         }
         if self.is_leader() {
             if c == Consistency::Consistent {
-                tokio::time::timeout(RPC_HOLD_TIMEOUT, raft.ensure_linearizable())
+                self.linearizable_index()
                     .await
-                    .map_err(|_| AgentError::NoLeader)?
-                    .map_err(|e| match e {
-                        openraft::error::RaftError::APIError(_) => AgentError::NoLeader,
-                        other => AgentError::Raft(other.to_string()),
-                    })?;
+                    .map_err(|_| AgentError::NoLeader)?;
             }
             return Ok(());
         }
