@@ -5,7 +5,7 @@
 
 pub mod acl;
 mod agent_ep;
-mod catalog;
+pub(crate) mod catalog;
 mod coordinate;
 pub mod error;
 mod event;
@@ -13,6 +13,7 @@ pub mod filter;
 mod health;
 mod keyring;
 mod kv;
+pub mod limits;
 mod operator;
 pub mod params;
 mod proxy;
@@ -21,7 +22,7 @@ mod session;
 mod snapshot;
 mod status;
 mod telemetry;
-mod txn;
+pub(crate) mod txn;
 mod ui;
 
 use crate::agent::Agent;
@@ -191,6 +192,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
             proxy::forward_if_needed,
         ))
         .layer(axum::middleware::from_fn(telemetry::time_requests))
+        .layer(axum::middleware::from_fn(limits::declared_body_limit))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(agent)
 }
@@ -211,8 +213,16 @@ async fn method_not_allowed(method: Method) -> Response {
 }
 
 /// Serve the API on a bound listener until `shutdown` fires.
+/// Connections go through [`limits::LimitedListener`]: Consul's per-client connection limit
+/// and a request-header deadline.
 pub async fn serve(agent: Arc<Agent>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     let mut rx = agent.shutdown.subscribe();
+    let cfg_agent = agent.clone();
+    let listener = limits::LimitedListener::new(
+        listener,
+        move || limits::max_conns_per_client(&cfg_agent.config().limits),
+        limits::header_timeout_from_env(),
+    );
     axum::serve(listener, router(agent))
         .with_graceful_shutdown(async move {
             let _ = rx.wait_for(|v| *v).await;
