@@ -350,8 +350,11 @@ pub fn config_hcl(data: &[u8]) {
     config(data, false);
 }
 
+/// A fuzzing entry point.
+pub type Target = fn(&[u8]);
+
 /// Every entry point by name, as the fuzz targets and the corpus directories call them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("http_params", http_params),
     ("catalog_register", catalog_register),
     ("definitions", definitions),

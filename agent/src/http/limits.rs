@@ -243,30 +243,28 @@ impl Listener for LimitedListener {
     type Io = LimitedIo;
     type Addr = SocketAddr;
 
-    fn accept(&mut self) -> impl Future<Output = (Self::Io, Self::Addr)> + Send {
-        async move {
-            loop {
-                let (stream, addr) = match self.inner.accept().await {
-                    Ok(x) => x,
-                    Err(e) if is_connection_error(&e) => continue,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait for some to close.
-                        tracing::error!(error = %e, "HTTP accept error");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
-                    }
-                };
-                let ip = addr.ip().to_canonical();
-                let limit = (self.limit)();
-                match self.counts.acquire(ip, limit) {
-                    Some(guard) => {
-                        return (LimitedIo::new(stream, guard, self.header_timeout), addr);
-                    }
-                    None => {
-                        tracing::warn!(client = %ip, limit, "HTTP connection refused: too many concurrent connections from this client");
-                        crate::metrics::incr("consul.http.conn_limit_rejected", 1);
-                        tokio::spawn(refuse(stream));
-                    }
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (stream, addr) = match self.inner.accept().await {
+                Ok(x) => x,
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait for some to close.
+                    tracing::error!(error = %e, "HTTP accept error");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let ip = addr.ip().to_canonical();
+            let limit = (self.limit)();
+            match self.counts.acquire(ip, limit) {
+                Some(guard) => {
+                    return (LimitedIo::new(stream, guard, self.header_timeout), addr);
+                }
+                None => {
+                    tracing::warn!(client = %ip, limit, "HTTP connection refused: too many concurrent connections from this client");
+                    crate::metrics::incr("consul.http.conn_limit_rejected", 1);
+                    tokio::spawn(refuse(stream));
                 }
             }
         }
