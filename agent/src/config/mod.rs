@@ -34,6 +34,7 @@
 
 mod agent_flags;
 mod build;
+pub mod hcl_bounded;
 mod keys;
 mod normalize;
 mod source;

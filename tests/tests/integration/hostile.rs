@@ -414,6 +414,22 @@ fn http_flood_of_mixed_requests() {
     }
     many.extend_from_slice(b"\r\n");
     assert_eq!(raw(addr, &many).map(|r| r.0), Some(431));
+    // Deeply nested and very long filters are refused, not a stack overflow that
+    // aborts the agent.
+    for f in [
+        "%28".repeat(20_000) + "Node%20%3D%3D%20a" + &"%29".repeat(20_000),
+        "not%20".repeat(20_000) + "Node%20%3D%3D%20a",
+        vec!["Node%20%3D%3D%20a"; 10_000].join("%20and%20"),
+    ] {
+        let (status, body) =
+            raw(addr, &get_req(&format!("/v1/catalog/services?filter={f}"))).expect("an answer");
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body.starts_with("Failed to create boolean expression evaluator: "),
+            "{body}"
+        );
+    }
+    assert!(alive(&n));
     let pid = n.pid().expect("pid");
     let rss_before = vm_rss_kib(pid);
     let served = Arc::new(AtomicUsize::new(0));
