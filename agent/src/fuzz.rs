@@ -130,8 +130,28 @@ pub fn txn_ops(data: &[u8]) {
 
 /// ACL policy rules, HCL or JSON; a parsed policy is evaluated for a few names.
 pub fn acl_rules(data: &[u8]) {
-    if let Ok(rules) = crate::acl::rules::parse_rules(&text(data)) {
-        let _ = format!("{rules:?}");
+    use crate::acl::{Access, Authorizer, Resource};
+    let Ok(rules) = crate::acl::rules::parse_rules(&text(data)) else {
+        return;
+    };
+    for default_allow in [false, true] {
+        let a = Authorizer::from_rules(
+            crate::acl::authz::Identity::Anonymous,
+            std::slice::from_ref(&rules),
+            default_allow,
+        );
+        for res in [
+            Resource::Key,
+            Resource::Service,
+            Resource::Node,
+            Resource::Operator,
+        ] {
+            for name in ["", "a", "web", "foo/bar", "secret"] {
+                for need in [Access::Read, Access::List, Access::Write] {
+                    let _ = a.check(res, name, need);
+                }
+            }
+        }
     }
 }
 

@@ -185,6 +185,8 @@ fn per_client_connection_limit() {
         raw(addr, &get_req("/v1/status/leader")).filter(|(s, _)| *s == 200)
     });
     assert_eq!(status, 200);
+    // Let the server drop the probes' connections (it closes them after answering).
+    std::thread::sleep(Duration::from_millis(300));
     // 20 concurrent keep-alive connections are fine again, and requests on them work.
     let mut conns: Vec<TcpStream> = (0..20)
         .map(|_| connect_from(Ipv4Addr::LOCALHOST, addr).unwrap())
