@@ -209,8 +209,8 @@ fn per_client_connection_limit() {
 
 #[test]
 fn slow_clients_do_not_hold_the_server() {
-    let timeout = Duration::from_secs(3);
-    let n = limited_node(200, "3s");
+    let timeout = Duration::from_secs(6);
+    let n = limited_node(200, "6s");
     let addr = http_addr(&n);
     // 200 slowloris connections from four client addresses (50 each), each trickling a
     // request line one byte at a time.
@@ -242,8 +242,9 @@ fn slow_clients_do_not_hold_the_server() {
         assert_eq!(r.status, 200, "{}", r.body);
         let r = get(&n, &format!("/v1/kv/slow/{i}?raw"));
         assert_eq!((r.status, r.body.as_str()), (200, format!("v{i}").as_str()));
+        // Well under the header deadline: not waiting for slow clients to be dropped.
         assert!(
-            started.elapsed() < Duration::from_secs(2),
+            started.elapsed() < Duration::from_secs(3),
             "request {i} took {:?}",
             started.elapsed()
         );
