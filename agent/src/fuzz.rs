@@ -653,6 +653,37 @@ mod tests {
         );
     }
 
+    /// Inputs the fuzzers found (crashes, timeouts), kept in `fuzz/regressions/<target>/`:
+    /// each must now be handled quickly.
+    #[test]
+    fn fuzzer_findings_stay_fixed() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions");
+        let mut ran = 0;
+        for (name, f) in TARGETS {
+            let Ok(dir) = std::fs::read_dir(root.join(name)) else {
+                continue;
+            };
+            for entry in dir {
+                let path = entry.unwrap().path();
+                let data = std::fs::read(&path).unwrap();
+                let started = std::time::Instant::now();
+                f(&data);
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(5),
+                    "{} took {:?}",
+                    path.display(),
+                    started.elapsed()
+                );
+                ran += 1;
+            }
+        }
+        assert!(
+            ran > 0,
+            "no regression inputs found under {}",
+            root.display()
+        );
+    }
+
     fn seed(target: &str, name: &str) -> Vec<u8> {
         let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../fuzz/corpus")
