@@ -14,6 +14,8 @@ pub mod config;
 pub mod definition;
 pub mod dns;
 pub mod flags;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod gossip;
 pub mod http;
 pub mod local;

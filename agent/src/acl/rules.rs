@@ -94,7 +94,7 @@ pub fn parse_rules(text: &str) -> Result<Rules, RuleError> {
     let v: Value = if trimmed.starts_with('{') {
         serde_json::from_str(trimmed).map_err(|e| RuleError::Syntax(e.to_string()))?
     } else {
-        hcl::from_str(trimmed).map_err(|e| {
+        crate::config::hcl_bounded::from_str(trimmed).map_err(|e| {
             RuleError::Syntax(e.to_string().lines().next().unwrap_or("").to_string())
         })?
     };
@@ -250,5 +250,35 @@ mod tests {
         assert!(parse_rules("key \"a\" {").is_err());
         assert!(parse_rules("[1]").is_err());
         assert_eq!(parse_rules("  ").unwrap(), Rules::default());
+    }
+}
+
+#[cfg(test)]
+mod hostile_tests {
+    use super::*;
+
+    /// Deeply nested rule text is refused within a tokio worker's 2 MiB stack.
+    #[test]
+    fn deep_nesting_does_not_overflow_the_stack() {
+        let t = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(|| {
+                for text in [
+                    format!(
+                        "key \"a\" {{ policy = {}\"read\"{} }}",
+                        "[".repeat(50_000),
+                        "]".repeat(50_000)
+                    ),
+                    format!("x = {}1{}", "(".repeat(50_000), ")".repeat(50_000)),
+                    format!("x = {}", "{a = ".repeat(50_000)),
+                    "key \"a\" { ".repeat(50_000),
+                    format!("x = {}", vec!["1"; 50_000].join(" + ")),
+                ] {
+                    let e = parse_rules(&text).unwrap_err();
+                    assert!(matches!(e, RuleError::Syntax(_)), "{e}");
+                }
+            })
+            .unwrap();
+        t.join().expect("no stack overflow");
     }
 }

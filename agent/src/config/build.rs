@@ -22,6 +22,15 @@ use crate::flags::parse_duration;
 
 /// Loads every source in precedence order and builds the runtime config.
 pub(crate) fn build(flags: &AgentFlags) -> Result<RuntimeConfig, ConfigError> {
+    build_with(flags, Vec::new())
+}
+
+/// [`build`] with in-memory sources placed after the config files and before the `-hcl`
+/// snippets.
+pub(crate) fn build_with(
+    flags: &AgentFlags,
+    extra: Vec<Source>,
+) -> Result<RuntimeConfig, ConfigError> {
     let forced = match flags.config_format.as_deref() {
         None | Some("") => None,
         Some(f) => Some(
@@ -39,6 +48,7 @@ pub(crate) fn build(flags: &AgentFlags) -> Result<RuntimeConfig, ConfigError> {
         sources.extend(sources_from_path(path, forced, &mut warnings)?);
     }
     let files_loaded: Vec<PathBuf> = sources.iter().map(|s| s.name.clone()).collect();
+    sources.extend(extra);
     for (i, snippet) in flags.hcl.iter().enumerate() {
         sources.push(Source {
             name: PathBuf::from(format!("flags-{i}.hcl")),

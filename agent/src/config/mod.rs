@@ -34,6 +34,7 @@
 
 mod agent_flags;
 mod build;
+pub mod hcl_bounded;
 mod keys;
 mod normalize;
 mod source;
@@ -284,6 +285,27 @@ pub struct RuntimeConfig {
 /// Call it again with the same flags to reload.
 pub fn load(flags: &AgentFlags) -> Result<RuntimeConfig, ConfigError> {
     build::build(flags)
+}
+
+/// Loads the configuration described by `flags` plus one in-memory source holding
+/// `data` (JSON when `json`, HCL otherwise) named `name` in errors. It is merged after
+/// the config files and before the `-hcl` snippets.
+pub fn load_with_source(
+    flags: &AgentFlags,
+    name: &str,
+    json: bool,
+    data: &str,
+) -> Result<RuntimeConfig, ConfigError> {
+    let src = source::Source {
+        name: PathBuf::from(name),
+        format: if json {
+            source::Format::Json
+        } else {
+            source::Format::Hcl
+        },
+        data: data.to_string(),
+    };
+    build::build_with(flags, vec![src])
 }
 
 /// `host:port`, bracketing IPv6 hosts.

@@ -128,7 +128,11 @@ pub(crate) fn parse_source(src: &Source) -> Result<Option<Map<String, Value>>, C
     };
     let value: Value = match src.format {
         Format::Json => serde_json::from_str(&src.data).map_err(|e| parse_err(e.to_string()))?,
-        Format::Hcl => hcl::from_str(&src.data).map_err(|e| parse_err(hcl_error(&e)))?,
+        Format::Hcl => match super::hcl_bounded::from_str(&src.data) {
+            Ok(v) => v,
+            Err(super::hcl_bounded::HclError::Parse(e)) => return Err(parse_err(hcl_error(&e))),
+            Err(e) => return Err(parse_err(e.to_string())),
+        },
     };
     let Value::Object(map) = value else {
         return Err(parse_err("configuration must be an object".to_string()));

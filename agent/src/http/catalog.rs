@@ -17,7 +17,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Parse a JSON body, with Consul's error text.
-pub fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
+pub fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(Value::Null);
     }
@@ -58,9 +58,9 @@ fn map_field(o: &serde_json::Map<String, Value>, name: &str) -> BTreeMap<String,
         .unwrap_or_default()
 }
 
-/// `PUT /v1/catalog/register`
-pub async fn register(State(agent): State<AppState>, a: Authz, body: Bytes) -> ApiResult {
-    let v = parse_body(&body)?;
+/// Decode a `/v1/catalog/register` body (already parsed as JSON) into the request it
+/// stands for, with Consul's errors; `datacenter` is this agent's.
+pub(crate) fn decode_register(v: &Value, datacenter: &str) -> Result<RegisterRequest, ApiError> {
     let o = v.as_object().ok_or_else(|| {
         ApiError::bad_request("Request decode failed: body must be a JSON object")
     })?;
@@ -76,14 +76,14 @@ pub async fn register(State(agent): State<AppState>, a: Authz, body: Bytes) -> A
         return Err(ApiError::bad_request("Missing node address"));
     }
     let dc = str_field(o, "Datacenter");
-    if !dc.is_empty() && dc != agent.datacenter {
+    if !dc.is_empty() && dc != datacenter {
         return Err(ApiError::internal("No path to datacenter"));
     }
     let node = Node {
         id: str_field(o, "ID"),
         node: node_name.clone(),
         address,
-        datacenter: agent.datacenter.clone(),
+        datacenter: datacenter.to_string(),
         tagged_addresses: map_field(o, "TaggedAddresses"),
         meta: map_field(o, "NodeMeta"),
         create_index: 0,
@@ -111,32 +111,39 @@ pub async fn register(State(agent): State<AppState>, a: Authz, body: Bytes) -> A
     for c in &mut checks {
         c.node = node_name.clone();
     }
-    if !skip {
-        a.check(Resource::Node, &node_name, Access::Write)?;
+    Ok(RegisterRequest {
+        node,
+        service,
+        checks,
+        skip_node_update: skip,
+    })
+}
+
+/// `PUT /v1/catalog/register`
+pub async fn register(State(agent): State<AppState>, a: Authz, body: Bytes) -> ApiResult {
+    let v = parse_body(&body)?;
+    let req = decode_register(&v, &agent.datacenter)?;
+    let node_name = &req.node.node;
+    if !req.skip_node_update {
+        a.check(Resource::Node, node_name, Access::Write)?;
     }
-    if let Some(svc) = &service {
+    if let Some(svc) = &req.service {
         a.check(Resource::Service, &svc.service, Access::Write)?;
     }
-    for c in &checks {
+    for c in &req.checks {
         if c.service_id.is_empty() {
-            a.check(Resource::Node, &node_name, Access::Write)?;
+            a.check(Resource::Node, node_name, Access::Write)?;
         } else {
-            let name = match &service {
+            let name = match &req.service {
                 Some(svc) if svc.id == c.service_id => svc.service.clone(),
                 _ => agent
-                    .read(|s| s.node_service(&node_name, &c.service_id))
+                    .read(|s| s.node_service(node_name, &c.service_id))
                     .map(|svc| svc.service)
                     .unwrap_or_else(|| c.service_id.clone()),
             };
             a.check(Resource::Service, &name, Access::Write)?;
         }
     }
-    let req = RegisterRequest {
-        node,
-        service,
-        checks,
-        skip_node_update: skip,
-    };
     agent
         .apply_checked(Command::Register(Box::new(req)))
         .await?;

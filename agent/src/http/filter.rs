@@ -110,10 +110,22 @@ fn lex(s: &str) -> Result<Vec<(usize, Tok)>, String> {
     Ok(out)
 }
 
+/// Deepest nesting of parentheses and `not` accepted. Parsing, evaluating and dropping
+/// an expression recurse on its depth, and a request handler's stack is small: a hostile
+/// `?filter=((((...` must be refused, not overflow the stack and abort the agent.
+pub const MAX_NESTING: usize = 32;
+
+/// Most `and`/`or` operators accepted in one expression (each adds a level to the tree).
+pub const MAX_OPERATORS: usize = 512;
+
 struct Parser {
     toks: Vec<(usize, Tok)>,
     pos: usize,
     len: usize,
+    /// Current nesting of parentheses and `not`.
+    depth: usize,
+    /// `and`/`or` operators so far.
+    ops: usize,
 }
 
 impl Parser {
@@ -130,10 +142,32 @@ impl Parser {
         format!("1:{} ({at}): no match found, expected {what}", at + 1)
     }
 
+    fn operator(&mut self) -> Result<(), String> {
+        self.ops += 1;
+        if self.ops > MAX_OPERATORS {
+            return Err(format!(
+                "expression has too many operators (more than {MAX_OPERATORS})"
+            ));
+        }
+        self.pos += 1;
+        Ok(())
+    }
+
+    fn nest(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(format!(
+                "expression nested too deeply (more than {MAX_NESTING} levels)"
+            ));
+        }
+        self.pos += 1;
+        Ok(())
+    }
+
     fn or(&mut self) -> Result<Expr, String> {
         let mut e = self.and()?;
         while self.word("or") {
-            self.pos += 1;
+            self.operator()?;
             e = Expr::Or(Box::new(e), Box::new(self.and()?));
         }
         Ok(e)
@@ -142,7 +176,7 @@ impl Parser {
     fn and(&mut self) -> Result<Expr, String> {
         let mut e = self.unary()?;
         while self.word("and") {
-            self.pos += 1;
+            self.operator()?;
             e = Expr::And(Box::new(e), Box::new(self.unary()?));
         }
         Ok(e)
@@ -150,16 +184,19 @@ impl Parser {
 
     fn unary(&mut self) -> Result<Expr, String> {
         if self.word("not") {
-            self.pos += 1;
-            return Ok(Expr::Not(Box::new(self.unary()?)));
+            self.nest()?;
+            let e = Expr::Not(Box::new(self.unary()?));
+            self.depth -= 1;
+            return Ok(e);
         }
         if self.peek() == Some(&Tok::LParen) {
-            self.pos += 1;
+            self.nest()?;
             let e = self.or()?;
             if self.peek() != Some(&Tok::RParen) {
                 return Err(self.err("\")\""));
             }
             self.pos += 1;
+            self.depth -= 1;
             return Ok(e);
         }
         self.matching()
@@ -278,6 +315,8 @@ pub fn parse(s: &str) -> Result<Expr, String> {
         toks,
         pos: 0,
         len: s.len(),
+        depth: 0,
+        ops: 0,
     };
     let e = p.or()?;
     if p.pos != p.toks.len() {
@@ -390,6 +429,38 @@ pub fn apply(e: &Expr, v: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hostile filters: deep nesting and long operator chains are refused or handled
+    /// within a tokio worker's 2 MiB stack (an overflow would abort the agent).
+    #[test]
+    fn deep_and_long_expressions_do_not_overflow_the_stack() {
+        let t = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(|| {
+                let item = serde_json::json!({"A": "1"});
+                let parens = format!("{}A == 1{}", "(".repeat(100_000), ")".repeat(100_000));
+                let nots = format!("{}A == 1", "not ".repeat(100_000));
+                let chain = vec!["A == 1"; 50_000].join(" and ");
+                let ors = vec!["A == 2"; 50_000].join(" or ");
+                let mixed = vec!["(A == 1 or not (A == 2))"; 20_000].join(" and ");
+                for f in [parens, nots, chain, ors, mixed] {
+                    if let Ok(e) = parse(&f) {
+                        let _ = eval(&e, &item);
+                        let _ = apply(&e, serde_json::json!([item.clone()]));
+                    }
+                }
+                let e = parse(&format!("{}A == 1{}", "(".repeat(33), ")".repeat(33))).unwrap_err();
+                assert!(e.contains("nested too deeply"), "{e}");
+                let e = parse(&vec!["A == 1"; 600].join(" or ")).unwrap_err();
+                assert!(e.contains("too many operators"), "{e}");
+                let ok = vec!["A == 1"; 100].join(" and ");
+                assert!(eval(&parse(&ok).unwrap(), &item));
+                let nested = format!("{}A == 1{}", "(".repeat(30), ")".repeat(30));
+                assert!(eval(&parse(&nested).unwrap(), &item));
+            })
+            .unwrap();
+        t.join().expect("no stack overflow");
+    }
     use serde_json::json;
 
     fn m(expr: &str, v: &Value) -> bool {

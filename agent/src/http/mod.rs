@@ -5,7 +5,7 @@
 
 pub mod acl;
 mod agent_ep;
-mod catalog;
+pub(crate) mod catalog;
 mod coordinate;
 pub mod error;
 mod event;
@@ -13,6 +13,7 @@ pub mod filter;
 mod health;
 mod keyring;
 mod kv;
+pub mod limits;
 mod operator;
 pub mod params;
 mod proxy;
@@ -22,7 +23,7 @@ mod snapshot;
 mod status;
 mod telemetry;
 mod tls_serve;
-mod txn;
+pub(crate) mod txn;
 mod ui;
 
 use crate::agent::Agent;
@@ -191,13 +192,17 @@ pub fn router(agent: Arc<Agent>) -> Router {
 }
 
 /// Everything before the handlers, in one middleware (each layer costs every request,
-/// parked blocking queries included, a boxed future): the call is timed, forwarded when
-/// another agent answers it, else authorized (ACLs) and handled here.
+/// parked blocking queries included, a boxed future): an oversized declared body is
+/// refused, the call is timed, forwarded when another agent answers it, else authorized
+/// (ACLs) and handled here.
 async fn front(
     axum::extract::State(agent): axum::extract::State<AppState>,
     mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    if let Some(refused) = limits::oversized_declared_body(&req) {
+        return refused;
+    }
     let started = std::time::Instant::now();
     let metric = telemetry::metric_name(&req);
     let resp = match proxy::route(&agent, &mut req) {
@@ -231,8 +236,16 @@ async fn method_not_allowed(method: Method) -> Response {
 }
 
 /// Serve the API on a bound listener until `shutdown` fires.
+/// Connections go through [`limits::LimitedListener`]: Consul's per-client connection limit
+/// and a request-header deadline.
 pub async fn serve(agent: Arc<Agent>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     let mut rx = agent.shutdown.subscribe();
+    let cfg_agent = agent.clone();
+    let listener = limits::LimitedListener::new(
+        listener,
+        move || limits::max_conns_per_client(&cfg_agent.config().limits),
+        limits::header_timeout_from_env(),
+    );
     axum::serve(listener, router(agent))
         .with_graceful_shutdown(async move {
             let _ = rx.wait_for(|v| *v).await;

@@ -268,15 +268,16 @@ fn answer(
     }
 }
 
-/// `PUT /v1/txn`
-pub async fn txn(State(agent): State<AppState>, a: Authz, p: Params, body: Bytes) -> ApiResult {
+/// Decode a `/v1/txn` body into its operations, with Consul's limits (request length,
+/// operation count) and errors.
+pub(crate) fn decode_ops(body: &[u8]) -> Result<Vec<TxnOp>, ApiError> {
     if body.len() > TXN_MAX_REQ_LEN {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("Request body({} bytes) too large, max size: {TXN_MAX_REQ_LEN} bytes. See https://developer.hashicorp.com/docs/agent/config/config-files#txn_max_req_len.", body.len()),
         ));
     }
-    let v = parse_body(&body)?;
+    let v = parse_body(body)?;
     let list = v.as_array().ok_or_else(|| {
         ApiError::bad_request("Failed to parse body: expected a list of operations")
     })?;
@@ -289,7 +290,12 @@ pub async fn txn(State(agent): State<AppState>, a: Authz, p: Params, body: Bytes
             ),
         ));
     }
-    let ops = list.iter().map(decode_op).collect::<Result<Vec<_>, _>>()?;
+    list.iter().map(decode_op).collect()
+}
+
+/// `PUT /v1/txn`
+pub async fn txn(State(agent): State<AppState>, a: Authz, p: Params, body: Bytes) -> ApiResult {
+    let ops = decode_ops(&body)?;
     let denied = vet(&agent, &a, &ops);
     if !denied.is_empty() {
         let idx = agent.read(|st| st.last_index());

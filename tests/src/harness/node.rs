@@ -320,6 +320,11 @@ impl Node {
         )
     }
 
+    /// The agent process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// A config directory inside the node's temp dir.
     pub fn config_dir(&self) -> PathBuf {
         let d = self.dir().join("config");

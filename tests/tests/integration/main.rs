@@ -15,6 +15,7 @@ mod dns;
 mod encryption;
 mod events;
 mod filter;
+mod hostile;
 mod http_util;
 mod kv;
 mod linearizable;

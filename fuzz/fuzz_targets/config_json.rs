@@ -1,0 +1,8 @@
+#![no_main]
+//! Fuzz target: `agent::fuzz::config_json`.
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    agent::fuzz::config_json(data);
+});
