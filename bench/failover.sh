@@ -8,7 +8,7 @@ MULT=${2:-1}
 BIN=${PRAETOR_BIN:-$(cd "$(dirname "$0")/.." && pwd)/target/release/praetor}
 [ -x "$BIN" ] || BIN=$(cd "$(dirname "$0")/.." && pwd)/target/debug/praetor
 WORK=$(mktemp -d)
-trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'kill -9 $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 now_ms() { date +%s%3N; }
 results=()
 for r in $(seq 1 "$ROUNDS"); do

@@ -350,8 +350,11 @@ async fn watch(args: &[String]) -> Result<(), Error> {
     let sent = Arc::new(AtomicU64::new(0));
     let h2_clients: Vec<reqwest::Client> = if h2 {
         (0..n.div_ceil(100))
-            .map(|_| {
+            .map(|c| {
+                // Spread the connections over source addresses: the agent limits
+                // connections per client IP (`http_max_conns_per_client`, 200).
                 reqwest::Client::builder()
+                    .local_address(std::net::IpAddr::from([127, 0, 1, 2 + (c % 200) as u8]))
                     .http2_prior_knowledge()
                     .timeout(Duration::from_secs(400))
                     .build()
