@@ -372,11 +372,14 @@ impl Store {
     pub fn service_nodes(&self, name: &str, tags: &[String]) -> (Index, Vec<(Node, NodeService)>) {
         let mut out = Vec::new();
         for (node, m) in &self.data.services {
-            let Some(n) = self.data.nodes.get(node) else {
-                continue;
-            };
+            // The node is looked up only for the few nodes with a matching instance.
+            let mut n: Option<&Node> = None;
             for s in m.values() {
                 if s.service == name && tags.iter().all(|t| s.tags.contains(t)) {
+                    if n.is_none() {
+                        n = self.data.nodes.get(node);
+                    }
+                    let Some(n) = n else { break };
                     out.push((n.clone(), s.clone()));
                 }
             }
