@@ -3,7 +3,7 @@
 //! and the leader's initialization of the built-in policy, the anonymous token and the
 //! configured initial management token.
 
-use super::{Agent, AgentError};
+use super::Agent;
 use crate::acl::authz::Identity;
 use crate::acl::{
     parse_rules, AclConfig, AclPolicy, AclToken, Authorizer, Link, ANONYMOUS_ID, ANONYMOUS_SECRET,
@@ -33,9 +33,22 @@ pub(crate) struct AclCache {
 }
 
 impl Agent {
-    /// The ACL configuration in force.
-    pub fn acl_config(&self) -> AclConfig {
-        AclConfig::from_value(&self.config().acl).unwrap_or_default()
+    /// The ACL configuration in force (parsed when the configuration is loaded).
+    pub fn acl_config(&self) -> Arc<AclConfig> {
+        self.acl.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The secret a request acts with: its own token, else `tokens.default`, else the
+    /// anonymous token's.
+    pub fn effective_secret(&self, token: Option<&str>) -> String {
+        match token.filter(|s| !s.is_empty()) {
+            Some(s) => s.to_string(),
+            None => self
+                .acl_config()
+                .default_token
+                .clone()
+                .unwrap_or_else(|| ANONYMOUS_SECRET.to_string()),
+        }
     }
 
     /// Whether ACLs are enabled.
@@ -50,13 +63,7 @@ impl Agent {
         if !cfg.enabled {
             return Ok(Arc::new(Authorizer::allow_all()));
         }
-        let secret = match secret.filter(|s| !s.is_empty()) {
-            Some(s) => s.to_string(),
-            None => cfg
-                .default_token
-                .clone()
-                .unwrap_or_else(|| ANONYMOUS_SECRET.to_string()),
-        };
+        let secret = self.effective_secret(secret);
         if cfg.agent_recovery.as_deref() == Some(secret.as_str()) {
             return Ok(Arc::new(Authorizer::management(Identity::Token(
                 "agent-recovery".into(),
@@ -97,7 +104,7 @@ impl Agent {
         }
     }
 
-    /// The authorizer for the agent's own token (`acl.tokens.agent`, else default).
+    /// The authorizer for DNS answers (`acl.tokens.dns`, else the default token).
     pub async fn authorize_dns(&self) -> Result<Arc<Authorizer>, AclError> {
         let cfg = self.acl_config();
         self.authorize(cfg.dns_token.as_deref()).await
@@ -177,14 +184,6 @@ impl Agent {
     /// On a server: what a secret grants (for client agents' resolution).
     pub fn acl_resolve_local(&self, secret: &str) -> Option<Resolved> {
         self.read(|s| s.acl_resolve(secret))
-    }
-
-    /// Replicate an ACL write, turning store rejections into errors.
-    pub async fn acl_apply(
-        &self,
-        cmd: Command,
-    ) -> Result<crate::raft::CommandResponse, AgentError> {
-        self.apply_checked(cmd).await
     }
 }
 

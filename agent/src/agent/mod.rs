@@ -93,6 +93,8 @@ pub struct Agent {
     /// exclusively so no append renews the followers' leader leases while it runs.
     write_gate: tokio::sync::RwLock<()>,
     acl_cache: Mutex<acl::AclCache>,
+    /// `acl { }` of the configuration in force, parsed once per load.
+    acl: RwLock<Arc<crate::acl::AclConfig>>,
     reads: reads::ReadBatcher,
     gossip: Option<Gossip>,
     wan: Option<Gossip>,
@@ -192,7 +194,7 @@ impl Agent {
     /// bound here and served by the caller ([`Agent::take_rpc_listener`]), which mounts the
     /// HTTP API on it as well so client agents can forward reads.
     pub async fn start(cfg: RuntimeConfig) -> Result<Arc<Agent>, AgentError> {
-        crate::acl::AclConfig::from_value(&cfg.acl)
+        let acl_config = crate::acl::AclConfig::from_value(&cfg.acl)
             .map_err(|e| AgentError::Startup(e.to_string()))?;
         let tls = crate::tls::AgentTls::from_config(&cfg);
         if tls.rpc.verify_outgoing {
@@ -363,6 +365,7 @@ impl Agent {
             raft_id,
             write_gate: Default::default(),
             acl_cache: Default::default(),
+            acl: RwLock::new(Arc::new(acl_config)),
             reads: Default::default(),
             gossip,
             wan,
@@ -491,6 +494,8 @@ impl Agent {
     }
 
     pub(crate) fn set_config(&self, cfg: RuntimeConfig) {
+        let acl = crate::acl::AclConfig::from_value(&cfg.acl).unwrap_or_default();
+        *self.acl.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(acl);
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
     }
 

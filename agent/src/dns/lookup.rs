@@ -130,7 +130,11 @@ impl Agent {
         let mut last = String::new();
         // The server answers with what the DNS token may see.
         let acl = self.acl_config();
-        let token = acl.dns_token.or(acl.default_token).unwrap_or_default();
+        let token = acl
+            .dns_token
+            .clone()
+            .or_else(|| acl.default_token.clone())
+            .unwrap_or_default();
         for t in targets.iter().take(3) {
             match client
                 .get(crate::tls::rpc_url(t, &format!("{path}{sep}dc={dc}&stale")))

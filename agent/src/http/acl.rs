@@ -256,11 +256,7 @@ pub async fn bootstrap(State(agent): State<AppState>, body: Bytes) -> ApiResult 
 pub async fn token_self(State(agent): State<AppState>, p: Params) -> ApiResult {
     disabled(&agent)?;
     let q = p.query_options()?;
-    let secret = p
-        .token()
-        .filter(|t| !t.is_empty())
-        .or_else(|| agent.acl_config().default_token)
-        .unwrap_or_else(|| crate::acl::ANONYMOUS_SECRET.to_string());
+    let secret = agent.effective_secret(p.token().as_deref());
     let (idx, t) = agent.read(|s| s.acl_token_by_secret(&secret));
     match t {
         Some(t) => indexed(&agent, idx, &q, &t),

@@ -168,11 +168,17 @@ pub async fn service(State(agent): State<AppState>, a: Authz, p: Params) -> ApiR
             return Ok(resp);
         }
     }
-    let generation = agent.read(|s| s.generation());
-    let (idx, list) = blocking(&agent, &q, vec![Topic::Service(name.clone())], |s| {
-        s.check_service_nodes(&name, &tags)
-    })
-    .await?;
+    // A cacheable read was checked and barriered above: one read, with the generation it
+    // was taken at. Blocking reads are not cached (their generation is not used).
+    let (generation, (idx, list)) = if key.is_some() {
+        agent.read(|s| (s.generation(), s.check_service_nodes(&name, &tags)))
+    } else {
+        let r = blocking(&agent, &q, vec![Topic::Service(name.clone())], |s| {
+            s.check_service_nodes(&name, &tags)
+        })
+        .await?;
+        (0, r)
+    };
     let mut list = list;
     let filtered = retain(&mut list, |c| {
         instance_visible(&a, &c.node.node, &c.service.service)
