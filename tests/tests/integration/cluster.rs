@@ -11,17 +11,7 @@ use std::time::{Duration, Instant};
 const LONG: Duration = Duration::from_secs(45);
 
 fn server(name: &str, join: Option<&str>) -> Node {
-    let mut extra = vec!["-retry-interval=1s".to_string()];
-    if let Some(j) = join {
-        extra.push(format!("-retry-join={j}"));
-    }
-    Node::start(NodeOptions {
-        name: Some(name.into()),
-        bootstrap_expect: Some(3),
-        no_wait: true,
-        extra,
-        ..Default::default()
-    })
+    cluster_server(name, join, Vec::new())
 }
 
 fn client(name: &str, join: &str) -> Node {

@@ -78,3 +78,20 @@ pub fn rpc_addr(n: &Node) -> String {
         me["Member"]["Tags"]["port"].as_str().unwrap()
     )
 }
+
+/// One of three servers (`-bootstrap-expect=3`), started without waiting for a leader,
+/// joining `join` if given, with these config files.
+pub fn cluster_server(name: &str, join: Option<&str>, config: Vec<(String, String)>) -> Node {
+    let mut extra = vec!["-retry-interval=1s".to_string()];
+    if let Some(j) = join {
+        extra.push(format!("-retry-join={j}"));
+    }
+    Node::start(integration_tests::harness::NodeOptions {
+        name: Some(name.into()),
+        bootstrap_expect: Some(3),
+        no_wait: true,
+        extra,
+        config,
+        ..Default::default()
+    })
+}

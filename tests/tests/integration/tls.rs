@@ -88,18 +88,7 @@ impl Pki {
 }
 
 fn server(name: &str, pki: &Pki, join: Option<&str>) -> Node {
-    let mut extra = vec!["-retry-interval=1s".to_string()];
-    if let Some(j) = join {
-        extra.push(format!("-retry-join={j}"));
-    }
-    Node::start(NodeOptions {
-        name: Some(name.into()),
-        bootstrap_expect: Some(3),
-        no_wait: true,
-        extra,
-        config: pki.config("dc1-server-consul-0"),
-        ..Default::default()
-    })
+    cluster_server(name, join, pki.config("dc1-server-consul-0"))
 }
 
 #[test]
