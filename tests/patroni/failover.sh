@@ -8,7 +8,24 @@ BIN=$(readlink -f "$1")
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 W=$(mktemp -d /tmp/patroni-test.XXXXXX)
 chmod 755 "$W"
-base=$((30000 + ($$ % 500) * 20))
+# Ports below the kernel's ephemeral range (other tests bind port 0 and get ephemeral
+# ports), probed free: HTTP at base, PostgreSQL at base+1/2, Patroni's API at base+11/12.
+pick_base() {
+  python3 - "$$" <<'PY'
+import random, socket, sys
+rng = random.Random(int(sys.argv[1]))
+for _ in range(200):
+    base = rng.randrange(20000, 32000, 20)
+    try:
+        for off in (0, 1, 2, 11, 12):
+            s = socket.socket(); s.bind(("127.0.0.1", base + off)); s.close()
+    except OSError:
+        continue
+    print(base); break
+PY
+}
+base=$(pick_base)
+[ -n "$base" ] || { echo "no free port block" >&2; exit 1; }
 HTTP=127.0.0.1:$base
 PIDS=()
 RUNAS=()
@@ -24,7 +41,12 @@ fail() { log "FAIL: $*"; for f in "$W"/*.log; do echo "--- $f" >&2; tail -n 25 "
 
 "$BIN" agent -dev -node dcs -http-port "$base" -dns-port -1 -server-port 0 -serf-lan-port 0 -serf-wan-port 0 >"$W/praetor.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 1 100); do curl -sf "http://$HTTP/v1/status/leader" | grep -q 127 && break; sleep 0.1; done
+up=0
+for _ in $(seq 1 300); do
+  if curl -sf "http://$HTTP/v1/status/leader" 2>/dev/null | grep -q 127; then up=1; break; fi
+  sleep 0.1
+done
+[ "$up" = 1 ] || fail "praetor did not come up on $HTTP"
 
 for i in 1 2; do
   d="$W/pg$i"; mkdir -p "$d/data" "$d/sock"; chmod 700 "$d/data"
@@ -68,7 +90,7 @@ YAML
   [ "$i" = 1 ] && sleep 3
 done
 
-leader_of() { curl -s "http://$HTTP/v1/kv/service/pgcluster/leader?raw"; }
+leader_of() { curl -s "http://$HTTP/v1/kv/service/pgcluster/leader?raw" || true; }
 log "waiting for a leader"
 for _ in $(seq 1 120); do L=$(leader_of); [ -n "$L" ] && break; sleep 1; done
 [ -n "${L:-}" ] || fail "no leader elected"
@@ -78,7 +100,7 @@ other_api=$((base + 10 + ${other#pg}))
 log "waiting for both members and $other streaming as a replica"
 ok=0
 for _ in $(seq 1 120); do
-  n=$(curl -s "http://$HTTP/v1/kv/service/pgcluster/members/?keys" | grep -o 'members/pg' | wc -l)
+  n=$({ curl -s "http://$HTTP/v1/kv/service/pgcluster/members/?keys" || true; } | { grep -o 'members/pg' || true; } | wc -l)
   code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$other_api/replica" || true)
   if [ "$n" = 2 ] && [ "$code" = 200 ]; then ok=1; break; fi
   sleep 1
