@@ -493,6 +493,9 @@ impl RpcBackend for Agent {
         let Some(raft) = &self.raft else {
             return rpc::ForwardResult::Failed("not a server".into());
         };
+        if super::writes::batch_key(&cmd).is_some() {
+            return self.writes.write(raft, &self.write_gate, cmd).await;
+        }
         let _gate = self.write_gate.read().await;
         rpc::raft_write(raft, cmd).await
     }

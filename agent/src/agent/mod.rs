@@ -10,6 +10,7 @@ mod local_ops;
 pub mod query;
 mod reads;
 mod sessions;
+mod writes;
 
 use crate::config::RuntimeConfig;
 use crate::gossip::{Gossip, GossipConfig, MemberStatus};
@@ -91,7 +92,9 @@ pub struct Agent {
     raft_id: u64,
     /// Writes to the local Raft hold this shared; a leadership transfer holds it
     /// exclusively so no append renews the followers' leader leases while it runs.
-    write_gate: tokio::sync::RwLock<()>,
+    write_gate: Arc<tokio::sync::RwLock<()>>,
+    /// Group commit of concurrent KV writes on the leader.
+    writes: writes::WriteBatcher,
     acl_cache: Mutex<acl::AclCache>,
     /// `acl { }` of the configuration in force, parsed once per load.
     acl: RwLock<Arc<crate::acl::AclConfig>>,
@@ -364,6 +367,7 @@ impl Agent {
             raft,
             raft_id,
             write_gate: Default::default(),
+            writes: Default::default(),
             acl_cache: Default::default(),
             acl: RwLock::new(Arc::new(acl_config)),
             reads: Default::default(),

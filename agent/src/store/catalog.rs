@@ -164,6 +164,7 @@ impl Store {
             if e.service != s.service {
                 self.bump(&svc_index(&e.service), idx);
                 self.fire(Topic::Service(e.service.clone()));
+                self.data.by_service.remove(&e.service, node, &e.id);
             }
         } else {
             svc.create_index = idx;
@@ -179,6 +180,7 @@ impl Store {
             .entry(node.to_string())
             .or_default()
             .insert(s.id.clone(), svc);
+        self.data.by_service.add(&s.service, node, &s.id);
         // Service checks carry the service's name and tags.
         let (name, tags) = (s.service.clone(), s.tags.clone());
         if let Some(checks) = self.data.checks.get_mut(node) {
@@ -304,6 +306,7 @@ impl Store {
         let Some(svc) = self.data.services.get_mut(node).and_then(|m| m.remove(sid)) else {
             return;
         };
+        self.data.by_service.remove(&svc.service, node, sid);
         self.bump("services", idx);
         self.bump(&svc_index(&svc.service), idx);
         self.fire(Topic::Table("services"));
@@ -371,20 +374,27 @@ impl Store {
     /// Instances of one service (with their node), optionally all carrying every tag in `tags`.
     pub fn service_nodes(&self, name: &str, tags: &[String]) -> (Index, Vec<(Node, NodeService)>) {
         let mut out = Vec::new();
-        for (node, m) in &self.data.services {
-            // The node is looked up only for the few nodes with a matching instance.
-            let mut n: Option<&Node> = None;
-            for s in m.values() {
-                if s.service == name && tags.iter().all(|t| s.tags.contains(t)) {
-                    if n.is_none() {
-                        n = self.data.nodes.get(node);
-                    }
-                    let Some(n) = n else { break };
-                    out.push((n.clone(), s.clone()));
-                }
+        for (node, s) in self.instances(name) {
+            if !tags.iter().all(|t| s.tags.contains(t)) {
+                continue;
+            }
+            if let Some(n) = self.data.nodes.get(node) {
+                out.push((n.clone(), s.clone()));
             }
         }
         (self.service_index(name), out)
+    }
+
+    /// The instances of a service, as (node name, instance), in node order: found through
+    /// the service-name index, so the cost follows the service's size, not the catalog's.
+    fn instances<'a>(&'a self, name: &str) -> impl Iterator<Item = (&'a String, &'a NodeService)> {
+        self.data
+            .by_service
+            .instances(name)
+            .filter_map(move |(node, sid)| {
+                let s = self.data.services.get(node)?.get(sid)?;
+                Some((node, s))
+            })
     }
 
     /// The index of one service name (falls back to the services table).
@@ -441,14 +451,12 @@ impl Store {
 
     /// Service checks of every instance of a service.
     pub fn service_checks(&self, name: &str) -> (Index, Vec<HealthCheck>) {
-        let v = self
-            .data
-            .checks
-            .values()
-            .flat_map(|m| m.values())
-            .filter(|c| c.service_name == name && !c.service_id.is_empty())
-            .cloned()
-            .collect();
+        let mut v = Vec::new();
+        for (node, s) in self.instances(name) {
+            if let Some(m) = self.data.checks.get(node) {
+                v.extend(m.values().filter(|c| c.service_id == s.id).cloned());
+            }
+        }
         (self.service_index(name), v)
     }
 
@@ -640,6 +648,114 @@ mod tests {
         .unwrap();
         assert!(s.nodes().1.is_empty());
         assert!(s.node_checks("n1").1.is_empty());
+    }
+
+    /// The service-name index follows every catalog change: a renamed instance moves, a
+    /// deregistered service or node leaves, a failed transaction rolls back and a restore
+    /// rebuilds it. Reads through it must equal a full scan of the tables.
+    #[test]
+    fn service_index_follows_writes_rollbacks_and_restores() {
+        use crate::store::txn::TxnOp;
+        fn scan(s: &Store, name: &str) -> Vec<(String, String)> {
+            let mut v: Vec<(String, String)> = s
+                .data
+                .services
+                .iter()
+                .flat_map(|(n, m)| {
+                    m.values()
+                        .filter(|x| x.service == name)
+                        .map(move |x| (n.clone(), x.id.clone()))
+                })
+                .collect();
+            v.sort();
+            v
+        }
+        fn via_index(s: &Store, name: &str) -> Vec<(String, String)> {
+            let mut v: Vec<(String, String)> = s
+                .service_nodes(name, &[])
+                .1
+                .into_iter()
+                .map(|(n, x)| (n.node, x.id))
+                .collect();
+            v.sort();
+            v
+        }
+        let mut s = test_store();
+        for (i, n) in ["n1", "n2", "n3"].iter().enumerate() {
+            s.catalog_register(
+                10 + i as u64,
+                &reg(
+                    n,
+                    Some(("web1", "web", &[])),
+                    vec![check("c", "web1", "passing")],
+                ),
+            )
+            .unwrap();
+        }
+        s.catalog_register(20, &reg("n1", Some(("db1", "db", &[])), vec![]))
+            .unwrap();
+        assert_eq!(via_index(&s, "web").len(), 3);
+        assert_eq!(s.service_checks("web").1.len(), 3);
+        // rename n2's web1 to api
+        s.catalog_register(21, &reg("n2", Some(("web1", "api", &[])), vec![]))
+            .unwrap();
+        assert_eq!(via_index(&s, "web"), scan(&s, "web"));
+        assert_eq!(via_index(&s, "api"), vec![("n2".into(), "web1".into())]);
+        assert_eq!(
+            s.service_checks("api").1.len(),
+            1,
+            "the check follows the rename"
+        );
+        // a failed transaction that registered and deleted instances leaves no trace
+        let before = via_index(&s, "web");
+        let ops = vec![
+            TxnOp::Service {
+                verb: "set".into(),
+                node: "n3".into(),
+                service: NodeService {
+                    id: "web2".into(),
+                    service: "web".into(),
+                    ..Default::default()
+                },
+            },
+            TxnOp::Service {
+                verb: "delete".into(),
+                node: "n1".into(),
+                service: NodeService {
+                    id: "web1".into(),
+                    ..Default::default()
+                },
+            },
+            TxnOp::Kv {
+                verb: "check-index".into(),
+                key: "missing".into(),
+                value: vec![],
+                flags: 0,
+                index: 1,
+                session: String::new(),
+            },
+        ];
+        assert!(s.txn(22, &ops).is_err());
+        assert_eq!(via_index(&s, "web"), before);
+        assert_eq!(via_index(&s, "web"), scan(&s, "web"));
+        // deregistering a node takes its instances out
+        s.catalog_deregister(
+            23,
+            &DeregisterRequest {
+                node: "n1".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(via_index(&s, "web"), vec![("n3".into(), "web1".into())]);
+        assert!(via_index(&s, "db").is_empty());
+        // a restore rebuilds the index from the tables
+        let snap = s.snapshot().unwrap();
+        let mut t = test_store();
+        t.restore(&snap).unwrap();
+        for name in ["web", "api", "db"] {
+            assert_eq!(via_index(&t, name), scan(&s, name), "{name}");
+        }
     }
 
     #[test]

@@ -123,7 +123,16 @@ impl Store {
     /// Forget tombstones of deletions at or before `upto` (Consul's tombstone GC).
     pub fn kv_reap_tombstones(&mut self, upto: Index) -> usize {
         let before = self.data.tombstones.len();
-        self.data.tombstones.retain(|_, i| *i > upto);
+        let reaped: Vec<String> = self
+            .data
+            .tombstones
+            .iter()
+            .filter(|(_, i)| **i <= upto)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in reaped {
+            self.data.tombstones.remove(&k);
+        }
         self.data.tombstone_floor = self.data.tombstone_floor.max(upto);
         before - self.data.tombstones.len()
     }

@@ -14,6 +14,7 @@ pub mod txn;
 pub mod watch;
 
 use crate::types::{HealthCheck, Index, KvEntry, Node, NodeService, Session};
+use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -47,41 +48,96 @@ pub enum StoreError {
 }
 
 /// The serializable part of the store: what a snapshot holds.
+///
+/// The large tables are persistent maps (`imbl::OrdMap`): cloning the whole state is a few
+/// reference-count bumps, so a transaction can keep the state it started from and roll
+/// back to it in O(1), and writes after a clone copy only the paths they touch.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct StoreData {
-    pub kv: BTreeMap<String, KvEntry>,
+    pub kv: OrdMap<String, KvEntry>,
     /// Deleted keys and the index of their deletion, so prefix queries see deletes.
-    pub tombstones: BTreeMap<String, Index>,
+    pub tombstones: OrdMap<String, Index>,
     /// Tombstones up to this index were reaped; prefix indexes never go below it, so no
     /// blocking query sees its index go backwards after a reap.
     #[serde(default)]
     pub tombstone_floor: Index,
-    pub nodes: BTreeMap<String, Node>,
+    pub nodes: OrdMap<String, Node>,
     /// node -> service ID -> service
-    pub services: BTreeMap<String, BTreeMap<String, NodeService>>,
+    pub services: OrdMap<String, BTreeMap<String, NodeService>>,
     /// node -> check ID -> check
-    pub checks: BTreeMap<String, BTreeMap<String, HealthCheck>>,
-    pub sessions: BTreeMap<String, Session>,
+    pub checks: OrdMap<String, BTreeMap<String, HealthCheck>>,
+    pub sessions: OrdMap<String, Session>,
     /// Prepared queries by ID.
     #[serde(default)]
-    pub queries: BTreeMap<String, query::PreparedQuery>,
+    pub queries: OrdMap<String, query::PreparedQuery>,
     /// Network coordinates by node.
     #[serde(default)]
-    pub coordinates: BTreeMap<String, crate::types::Coordinate>,
+    pub coordinates: OrdMap<String, crate::types::Coordinate>,
     /// ACL tokens by accessor ID.
     #[serde(default)]
-    pub acl_tokens: BTreeMap<String, crate::acl::AclToken>,
+    pub acl_tokens: OrdMap<String, crate::acl::AclToken>,
     /// ACL policies by ID.
     #[serde(default)]
-    pub acl_policies: BTreeMap<String, crate::acl::AclPolicy>,
+    pub acl_policies: OrdMap<String, crate::acl::AclPolicy>,
     /// ACL roles by ID.
     #[serde(default)]
-    pub acl_roles: BTreeMap<String, crate::acl::AclRole>,
+    pub acl_roles: OrdMap<String, crate::acl::AclRole>,
     /// The index of the bootstrap, once done (`/v1/acl/bootstrap` is one-time).
     #[serde(default)]
     pub acl_bootstrap_index: Option<Index>,
     /// Table indexes: `nodes`, `services`, `checks`, `kvs`, `sessions`, `service.<name>`.
-    pub indexes: BTreeMap<String, Index>,
+    pub indexes: OrdMap<String, Index>,
+    /// Service name -> the (node, service ID) pairs of its instances: derived from
+    /// `services`, never serialized; kept by the catalog writes and rebuilt on restore.
+    #[serde(skip)]
+    pub(crate) by_service: ServiceIndex,
+}
+
+/// Service name -> (node, service ID) of its instances. Derived data: equal whenever the
+/// tables it is derived from are, so it takes no part in comparisons.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceIndex(pub(crate) OrdMap<String, OrdSet<(String, String)>>);
+
+impl PartialEq for ServiceIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl ServiceIndex {
+    pub(crate) fn add(&mut self, name: &str, node: &str, sid: &str) {
+        self.0
+            .entry(name.to_string())
+            .or_default()
+            .insert((node.to_string(), sid.to_string()));
+    }
+
+    pub(crate) fn remove(&mut self, name: &str, node: &str, sid: &str) {
+        if let Some(set) = self.0.get_mut(name) {
+            set.remove(&(node.to_string(), sid.to_string()));
+            if set.is_empty() {
+                self.0.remove(name);
+            }
+        }
+    }
+
+    /// The instances of a service, as (node, service ID), in node order.
+    pub(crate) fn instances(&self, name: &str) -> impl Iterator<Item = &(String, String)> {
+        self.0.get(name).into_iter().flat_map(|s| s.iter())
+    }
+}
+
+impl StoreData {
+    /// Rebuild the derived service-name index from the services table.
+    pub(crate) fn rebuild_service_index(&mut self) {
+        let mut idx = ServiceIndex::default();
+        for (node, m) in &self.services {
+            for (sid, s) in m {
+                idx.add(&s.service, node, sid);
+            }
+        }
+        self.by_service = idx;
+    }
 }
 
 /// The state store.
@@ -194,6 +250,7 @@ impl Store {
             topics.push(Topic::Session(s.clone()));
         }
         self.data = data;
+        self.data.rebuild_service_index();
         self.lock_delay.clear();
         self.fired.extend(topics);
         self.flush_watches();
@@ -202,9 +259,11 @@ impl Store {
     /// Restore a snapshot taken elsewhere, at log index `idx`: the tables are replaced and
     /// every table index moves to `idx` so blocking queries see the change.
     pub fn restore_snapshot_at(&mut self, idx: Index, mut data: StoreData) {
-        for v in data.indexes.values_mut() {
-            *v = (*v).max(idx);
-        }
+        data.indexes = data
+            .indexes
+            .iter()
+            .map(|(k, v)| (k.clone(), (*v).max(idx)))
+            .collect();
         for t in ["nodes", "services", "checks", "kvs", "sessions"] {
             data.indexes.insert(t.to_string(), idx);
         }
@@ -219,7 +278,7 @@ impl Store {
     }
 
     /// All node coordinates.
-    pub fn coordinates(&self) -> (Index, BTreeMap<String, crate::types::Coordinate>) {
+    pub fn coordinates(&self) -> (Index, OrdMap<String, crate::types::Coordinate>) {
         (
             self.max_index(&["coordinates"]),
             self.data.coordinates.clone(),
