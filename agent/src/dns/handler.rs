@@ -10,6 +10,7 @@ use crate::types::{HEALTH_CRITICAL, HEALTH_PASSING, HEALTH_WARNING};
 use hickory_proto::op::{Header, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use hickory_server::authority::MessageResponseBuilder;
 use hickory_server::server::{Protocol, Request, RequestHandler, ResponseHandler, ResponseInfo};
 use std::collections::HashMap;
@@ -20,9 +21,28 @@ use std::sync::Arc;
 /// The records one service instance contributes: answers and additionals.
 type Group = (Vec<Record>, Vec<Record>);
 
+/// One instance's records in wire form for the UDP fast path (`udp.rs`): the answers with
+/// their owner compressed to the question name (a pointer to offset 12), the additionals
+/// with their names written out, and how many records of each.
+#[derive(Debug, Default)]
+pub struct WireGroup {
+    pub answers: Vec<u8>,
+    pub answer_count: u16,
+    pub additionals: Vec<u8>,
+    pub additional_count: u16,
+}
+
+/// The records of a cached answer, and their wire form when every answer record is owned
+/// by the question's name.
+#[derive(Debug)]
+pub struct Cached {
+    pub groups: Vec<Group>,
+    pub wire: Option<Vec<WireGroup>>,
+}
+
 /// Instance records of recent service and query answers, by (question name, type), valid
 /// while the lookup's generation stays the same; each answer shuffles and limits them anew.
-type AnswerCache = std::sync::Mutex<HashMap<(String, RecordType), (u64, Arc<Vec<Group>>)>>;
+type AnswerCache = std::sync::Mutex<HashMap<(String, RecordType), (u64, Arc<Cached>)>>;
 
 /// Entries kept at most (the cache is cleared when it grows past this).
 const CACHE_ENTRIES: usize = 4096;
@@ -76,6 +96,49 @@ fn wants(qtype: RecordType, ip: &IpAddr) -> bool {
     }
 }
 
+/// A record without name compression (a chunk that is copied into other messages must not
+/// point into the buffer it was first written to).
+fn record_wire(r: &Record) -> Option<Vec<u8>> {
+    let mut buf = Vec::with_capacity(64);
+    let mut enc = BinEncoder::new(&mut buf);
+    enc.set_canonical_names(true);
+    r.emit(&mut enc).ok()?;
+    Some(buf)
+}
+
+/// The wire form of the groups of an answer to `owner` (see [`WireGroup`]); None when a
+/// record cannot be written so, which leaves the answer to the regular path.
+fn wire_groups(owner: &Name, groups: &[Group]) -> Option<Vec<WireGroup>> {
+    let owner_len = record_name_len(owner)?;
+    let mut out = Vec::with_capacity(groups.len());
+    for (answers, additionals) in groups {
+        let mut w = WireGroup::default();
+        for r in answers {
+            if r.name() != owner {
+                return None;
+            }
+            let bytes = record_wire(r)?;
+            w.answers.extend_from_slice(&[0xC0, 0x0C]);
+            w.answers.extend_from_slice(bytes.get(owner_len..)?);
+            w.answer_count += 1;
+        }
+        for r in additionals {
+            w.additionals.extend(record_wire(r)?);
+            w.additional_count += 1;
+        }
+        out.push(w);
+    }
+    Some(out)
+}
+
+/// The length of a name written without compression.
+fn record_name_len(name: &Name) -> Option<usize> {
+    let mut buf = Vec::with_capacity(64);
+    let mut enc = BinEncoder::new(&mut buf);
+    name.emit_as_canonical(&mut enc, true).ok()?;
+    Some(buf.len())
+}
+
 fn shuffle<T>(v: &mut [T]) {
     for i in (1..v.len()).rev() {
         v.swap(i, rand::random::<usize>() % (i + 1));
@@ -90,6 +153,22 @@ impl<L: DnsLookup> DnsHandler<L> {
             settings,
             cache: Default::default(),
         }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &DnsSettings {
+        &self.settings
+    }
+
+    /// The cached answer to (`qname`, `qtype`) about this datacenter, if still current.
+    pub fn cached_local(&self, qname: &str, qtype: RecordType) -> Option<Arc<Cached>> {
+        let local = self.lookup.generation(&self.lookup.datacenter());
+        self.cached_name(qname, qtype, local)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn lookup_for_test(&self) -> &L {
+        &self.lookup
     }
 
     /// The SOA record of a domain.
@@ -120,8 +199,8 @@ impl<L: DnsLookup> DnsHandler<L> {
         // A service or query answer of this datacenter computed since the last write: no
         // parsing and no lookup, only a new order and the limits.
         let local = self.lookup.generation(&self.lookup.datacenter());
-        if let Some(groups) = self.cached_name(qname, qtype, local) {
-            let mut a = self.assemble(&groups, udp);
+        if let Some(c) = self.cached_name(qname, qtype, local) {
+            let mut a = self.assemble(&c.groups, udp);
             if a.answers.is_empty() {
                 a.soa = true; // NODATA
             }
@@ -259,8 +338,8 @@ impl<L: DnsLookup> DnsHandler<L> {
         udp: bool,
     ) -> Result<Option<Answer>, LookupError> {
         let generation = self.lookup.generation(dc);
-        if let Some(groups) = self.cached(owner, qtype, generation) {
-            return Ok(Some(self.assemble(&groups, udp)));
+        if let Some(c) = self.cached(owner, qtype, generation) {
+            return Ok(Some(self.assemble(&c.groups, udp)));
         }
         let all = self.lookup.service(dc, service, tag).await?;
         if all.is_empty() {
@@ -278,8 +357,8 @@ impl<L: DnsLookup> DnsHandler<L> {
         }
         let ttl = self.settings.ttl_for_service(service);
         let groups = self.instance_groups(owner, &healthy, ttl, dc, domain, qtype);
-        let groups = self.remember(owner, qtype, generation, groups);
-        Ok(Some(self.assemble(&groups, udp)))
+        let c = self.remember(owner, qtype, generation, groups);
+        Ok(Some(self.assemble(&c.groups, udp)))
     }
 
     /// A prepared query (`<name>.query[.<dc>].<domain>`): its own health filtering, its
@@ -295,8 +374,8 @@ impl<L: DnsLookup> DnsHandler<L> {
         udp: bool,
     ) -> Result<Option<Answer>, LookupError> {
         let generation = self.lookup.generation(dc);
-        if let Some(groups) = self.cached(owner, qtype, generation) {
-            return Ok(Some(self.assemble(&groups, udp)));
+        if let Some(c) = self.cached(owner, qtype, generation) {
+            return Ok(Some(self.assemble(&c.groups, udp)));
         }
         let Some((service, nodes, ttl)) = self.lookup.query(dc, name).await? else {
             return Ok(None);
@@ -306,8 +385,8 @@ impl<L: DnsLookup> DnsHandler<L> {
         }
         let ttl = ttl.unwrap_or_else(|| self.settings.ttl_for_service(&service));
         let groups = self.instance_groups(owner, &nodes, ttl, dc, domain, qtype);
-        let groups = self.remember(owner, qtype, generation, groups);
-        Ok(Some(self.assemble(&groups, udp)))
+        let c = self.remember(owner, qtype, generation, groups);
+        Ok(Some(self.assemble(&c.groups, udp)))
     }
 
     fn cached(
@@ -315,16 +394,18 @@ impl<L: DnsLookup> DnsHandler<L> {
         owner: &Name,
         qtype: RecordType,
         generation: Option<u64>,
-    ) -> Option<Arc<Vec<Group>>> {
+    ) -> Option<Arc<Cached>> {
         self.cached_name(&owner.to_string(), qtype, generation)
     }
 
-    fn cached_name(
+    /// The cached answer to (`qname`, lower case with the final dot, `qtype`) if it was
+    /// computed at this `generation`.
+    pub fn cached_name(
         &self,
         qname: &str,
         qtype: RecordType,
         generation: Option<u64>,
-    ) -> Option<Arc<Vec<Group>>> {
+    ) -> Option<Arc<Cached>> {
         let g = generation?;
         let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         c.get(&(qname.to_string(), qtype))
@@ -338,22 +419,24 @@ impl<L: DnsLookup> DnsHandler<L> {
         qtype: RecordType,
         generation: Option<u64>,
         groups: Vec<Group>,
-    ) -> Arc<Vec<Group>> {
-        let groups = Arc::new(groups);
+    ) -> Arc<Cached> {
+        let wire = generation.and_then(|_| wire_groups(owner, &groups));
+        let cached = Arc::new(Cached { groups, wire });
         if let Some(g) = generation {
             let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if c.len() >= CACHE_ENTRIES {
                 c.clear();
             }
-            c.insert((owner.to_string(), qtype), (g, groups.clone()));
+            c.insert((owner.to_string(), qtype), (g, cached.clone()));
         }
-        groups
+        cached
     }
 
-    /// The answer: the instances' records in random order, limited to the UDP answer limit
-    /// (or `a_record_limit`), truncated as configured.
-    fn assemble(&self, groups: &[Group], udp: bool) -> Answer {
-        let mut order: Vec<usize> = (0..groups.len()).collect();
+    /// Which of `n` instances an answer holds, in a new random order: all of them, or as
+    /// many as the UDP answer limit (or `a_record_limit`) allows; and whether the answer is
+    /// marked truncated for leaving some out (`enable_truncate`).
+    pub fn pick(&self, n: usize, udp: bool) -> (Vec<usize>, bool) {
+        let mut order: Vec<usize> = (0..n).collect();
         shuffle(&mut order);
         let mut limit = if udp {
             self.settings.udp_answer_limit
@@ -364,11 +447,21 @@ impl<L: DnsLookup> DnsHandler<L> {
         {
             limit = self.settings.a_record_limit;
         }
-        let mut a = Answer::default();
+        let mut truncated = false;
         if limit > 0 && order.len() > limit {
-            a.truncated = self.settings.enable_truncate;
+            truncated = self.settings.enable_truncate;
             order.truncate(limit);
         }
+        (order, truncated)
+    }
+
+    /// The answer: the instances' records as [`Self::pick`] chooses them.
+    fn assemble(&self, groups: &[Group], udp: bool) -> Answer {
+        let (order, truncated) = self.pick(groups.len(), udp);
+        let mut a = Answer {
+            truncated,
+            ..Default::default()
+        };
         for i in order {
             a.answers.extend(groups[i].0.iter().cloned());
             a.additionals.extend(groups[i].1.iter().cloned());

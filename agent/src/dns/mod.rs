@@ -5,6 +5,7 @@
 pub mod handler;
 pub mod lookup;
 pub mod parse;
+pub mod udp;
 
 use crate::config::RuntimeConfig;
 use crate::types::parse_duration;
@@ -139,11 +140,13 @@ pub async fn serve<L: lookup::DnsLookup>(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
     let (udp, tcp, bound) = bind_pair(addr).await?;
-    let mut server = hickory_server::ServerFuture::new(handler::DnsHandler::new(lookup, settings));
-    server.register_socket(udp);
+    let handler = Arc::new(handler::DnsHandler::new(lookup, settings));
+    let mut server = hickory_server::ServerFuture::new(Shared(handler.clone()));
     server.register_listener(tcp, Duration::from_secs(5));
+    let udp = udp::serve_udp(udp, handler);
     tokio::spawn(async move {
         tokio::select! {
+            _ = udp => {}
             r = server.block_until_done() => {
                 if let Err(e) = r {
                     tracing::error!(error = %e, "DNS server stopped");
@@ -153,6 +156,20 @@ pub async fn serve<L: lookup::DnsLookup>(
         }
     });
     Ok(bound)
+}
+
+/// The handler shared by the UDP loop (`udp.rs`) and hickory's TCP server.
+struct Shared<L: lookup::DnsLookup>(Arc<handler::DnsHandler<L>>);
+
+#[async_trait::async_trait]
+impl<L: lookup::DnsLookup> hickory_server::server::RequestHandler for Shared<L> {
+    async fn handle_request<R: hickory_server::server::ResponseHandler>(
+        &self,
+        request: &hickory_server::server::Request,
+        response_handle: R,
+    ) -> hickory_server::server::ResponseInfo {
+        self.0.handle_request(request, response_handle).await
+    }
 }
 
 #[cfg(test)]
