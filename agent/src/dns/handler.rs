@@ -10,7 +10,6 @@ use crate::types::{HEALTH_CRITICAL, HEALTH_PASSING, HEALTH_WARNING};
 use hickory_proto::op::{Header, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use hickory_server::authority::MessageResponseBuilder;
 use hickory_server::server::{Protocol, Request, RequestHandler, ResponseHandler, ResponseInfo};
 use std::collections::HashMap;
@@ -19,25 +18,14 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 /// The records one service instance contributes: answers and additionals.
-type Group = (Vec<Record>, Vec<Record>);
-
-/// One instance's records in wire form for the UDP fast path (`udp.rs`): the answers with
-/// their owner compressed to the question name (a pointer to offset 12), the additionals
-/// with their names written out, and how many records of each.
-#[derive(Debug, Default)]
-pub struct WireGroup {
-    pub answers: Vec<u8>,
-    pub answer_count: u16,
-    pub additionals: Vec<u8>,
-    pub additional_count: u16,
-}
+pub type Group = (Vec<Record>, Vec<Record>);
 
 /// The records of a cached answer, and their wire form when every answer record is owned
 /// by the question's name.
 #[derive(Debug)]
 pub struct Cached {
     pub groups: Vec<Group>,
-    pub wire: Option<Vec<WireGroup>>,
+    pub wire: Option<Vec<super::udp::WireGroup>>,
 }
 
 /// Instance records of recent service and query answers, by (question name, type), valid
@@ -96,53 +84,8 @@ fn wants(qtype: RecordType, ip: &IpAddr) -> bool {
     }
 }
 
-/// A record without name compression (a chunk that is copied into other messages must not
-/// point into the buffer it was first written to).
-fn record_wire(r: &Record) -> Option<Vec<u8>> {
-    let mut buf = Vec::with_capacity(64);
-    let mut enc = BinEncoder::new(&mut buf);
-    enc.set_canonical_names(true);
-    r.emit(&mut enc).ok()?;
-    Some(buf)
-}
-
-/// The wire form of the groups of an answer to `owner` (see [`WireGroup`]); None when a
-/// record cannot be written so, which leaves the answer to the regular path.
-fn wire_groups(owner: &Name, groups: &[Group]) -> Option<Vec<WireGroup>> {
-    let owner_len = record_name_len(owner)?;
-    let mut out = Vec::with_capacity(groups.len());
-    for (answers, additionals) in groups {
-        let mut w = WireGroup::default();
-        for r in answers {
-            if r.name() != owner {
-                return None;
-            }
-            let bytes = record_wire(r)?;
-            w.answers.extend_from_slice(&[0xC0, 0x0C]);
-            w.answers.extend_from_slice(bytes.get(owner_len..)?);
-            w.answer_count += 1;
-        }
-        for r in additionals {
-            w.additionals.extend(record_wire(r)?);
-            w.additional_count += 1;
-        }
-        out.push(w);
-    }
-    Some(out)
-}
-
-/// The length of a name written without compression.
-fn record_name_len(name: &Name) -> Option<usize> {
-    let mut buf = Vec::with_capacity(64);
-    let mut enc = BinEncoder::new(&mut buf);
-    name.emit_as_canonical(&mut enc, true).ok()?;
-    Some(buf.len())
-}
-
 fn shuffle<T>(v: &mut [T]) {
-    for i in (1..v.len()).rev() {
-        v.swap(i, rand::random::<usize>() % (i + 1));
-    }
+    rand::seq::SliceRandom::shuffle(v, &mut rand::thread_rng());
 }
 
 impl<L: DnsLookup> DnsHandler<L> {
@@ -420,7 +363,7 @@ impl<L: DnsLookup> DnsHandler<L> {
         generation: Option<u64>,
         groups: Vec<Group>,
     ) -> Arc<Cached> {
-        let wire = generation.and_then(|_| wire_groups(owner, &groups));
+        let wire = generation.and_then(|_| super::udp::wire_groups(owner, &groups));
         let cached = Arc::new(Cached { groups, wire });
         if let Some(g) = generation {
             let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -432,12 +375,9 @@ impl<L: DnsLookup> DnsHandler<L> {
         cached
     }
 
-    /// Which of `n` instances an answer holds, in a new random order: all of them, or as
-    /// many as the UDP answer limit (or `a_record_limit`) allows; and whether the answer is
-    /// marked truncated for leaving some out (`enable_truncate`).
-    pub fn pick(&self, n: usize, udp: bool) -> (Vec<usize>, bool) {
-        let mut order: Vec<usize> = (0..n).collect();
-        shuffle(&mut order);
+    /// The most instances an answer holds (0: no limit): the UDP answer limit, or
+    /// `a_record_limit` if lower.
+    pub fn answer_limit(&self, udp: bool) -> usize {
         let mut limit = if udp {
             self.settings.udp_answer_limit
         } else {
@@ -447,6 +387,16 @@ impl<L: DnsLookup> DnsHandler<L> {
         {
             limit = self.settings.a_record_limit;
         }
+        limit
+    }
+
+    /// Which of `n` instances an answer holds, in a new random order: all of them, or as
+    /// many as [`Self::answer_limit`] allows; and whether the answer is marked truncated
+    /// for leaving some out (`enable_truncate`).
+    pub fn pick(&self, n: usize, udp: bool) -> (Vec<usize>, bool) {
+        let mut order: Vec<usize> = (0..n).collect();
+        shuffle(&mut order);
+        let limit = self.answer_limit(udp);
         let mut truncated = false;
         if limit > 0 && order.len() > limit {
             truncated = self.settings.enable_truncate;
@@ -469,7 +419,8 @@ impl<L: DnsLookup> DnsHandler<L> {
         a
     }
 
-    /// A/AAAA/CNAME/SRV/TXT records of each instance (one group per instance, in order).
+    /// A/AAAA/CNAME/SRV/TXT records of each instance that has one of the type (one group
+    /// per instance, in order).
     fn instance_groups(
         &self,
         owner: &Name,
@@ -550,7 +501,11 @@ impl<L: DnsLookup> DnsHandler<L> {
                 }
                 _ => {}
             }
-            groups.push((a.answers, a.additionals));
+            // An instance without a record of this type takes no place in the answer
+            // (the limits count the instances that have one).
+            if !a.answers.is_empty() {
+                groups.push((a.answers, a.additionals));
+            }
         }
         groups
     }

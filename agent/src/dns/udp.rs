@@ -5,18 +5,22 @@
 //! packet asking one of them (one plain question, at most an EDNS OPT record) is answered
 //! by copying its header and question and the cached records, re-shuffled and limited as
 //! every answer is, without decoding or encoding a message. Everything else (other names,
-//! answers not cached yet or stale, NODATA, answers too big for the packet, malformed
-//! packets) goes through hickory's decoder and the agent's `RequestHandler` as before, so
-//! the fast path only ever answers what the regular path would have answered.
+//! answers not cached yet or stale, NODATA, malformed packets) goes through hickory's
+//! decoder and the agent's `RequestHandler` as before, so the fast path only answers what
+//! the regular path would have answered: records of the same instances, the same header
+//! and EDNS, truncated by the same rule when they do not fit (names are compressed against
+//! the question and the answers' targets only, so a truncated answer may hold a record or
+//! two fewer than hickory's encoder would fit).
 
-use super::handler::{Cached, DnsHandler};
+use super::handler::{Cached, DnsHandler, Group};
 use super::lookup::DnsLookup;
 use hickory_proto::op::MessageType;
-use hickory_proto::rr::RecordType;
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 use hickory_proto::xfer::{BufDnsStreamHandle, DnsStreamHandle, SerialMessage};
-use hickory_server::authority::MessageRequest;
-use hickory_server::server::{Protocol, Request, RequestHandler, ResponseHandle};
+use hickory_server::authority::{MessageRequest, MessageResponse};
+use hickory_server::server::{Protocol, Request, RequestHandler, ResponseHandler, ResponseInfo};
+use rand::Rng;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::UdpSocket;
@@ -111,10 +115,156 @@ pub fn parse_simple(p: &[u8]) -> Option<SimpleQuery> {
     })
 }
 
+/// One record in wire form. Names are compressed as hickory's encoder would find them
+/// compressible within our answers: against the question name (at offset 12, whose labels
+/// are the cache key's), and an additional's owner against the answer target naming it.
+#[derive(Debug)]
+pub struct WireRecord {
+    /// The owner name, compressed against the question name (answers leave it out: their
+    /// owner is the question, a pointer to offset 12).
+    owner: Vec<u8>,
+    /// Type, class, TTL, RDLENGTH and RDATA.
+    rest: Vec<u8>,
+    /// An answer's SRV or CNAME target written out at this offset of `rest` (at least its
+    /// first label), so additionals owned by that name can point to it.
+    target_at: Option<usize>,
+    /// An additional owned by the target of this answer of its group.
+    owner_is_target_of: Option<usize>,
+}
+
+/// The records one instance contributes, in wire form.
+#[derive(Debug, Default)]
+pub struct WireGroup {
+    answers: Vec<WireRecord>,
+    additionals: Vec<WireRecord>,
+}
+
+/// Write `name` in wire form into `out`, ending in a pointer to the longest suffix it
+/// shares with the question name (`question`: labels and their offsets). Returns whether
+/// a label was written out before the pointer (or the end).
+fn write_name(out: &mut Vec<u8>, name: &Name, question: &[(&str, u16)]) -> bool {
+    let labels: Vec<&[u8]> = name.iter().collect();
+    let n = labels.len();
+    let shared = (0..n).find(|&i| {
+        let len = n - i;
+        len <= question.len()
+            && labels[i..]
+                .iter()
+                .zip(&question[question.len() - len..])
+                .all(|(l, (q, _))| l.eq_ignore_ascii_case(q.as_bytes()))
+    });
+    let written = shared.unwrap_or(n);
+    for l in &labels[..written] {
+        out.push(l.len() as u8);
+        out.extend_from_slice(l);
+    }
+    match shared {
+        Some(i) => {
+            let at = question[question.len() - (n - i)].1;
+            out.extend_from_slice(&(0xC000 | at).to_be_bytes());
+        }
+        None => out.push(0),
+    }
+    written > 0
+}
+
+/// Type, class, TTL, RDLENGTH and RDATA of `r`, and where a target name starts in them.
+fn record_rest(r: &Record, question: &[(&str, u16)]) -> Option<(Vec<u8>, Option<usize>)> {
+    let mut rest = Vec::with_capacity(32);
+    rest.extend_from_slice(&u16::from(r.record_type()).to_be_bytes());
+    rest.extend_from_slice(&u16::from(r.dns_class()).to_be_bytes());
+    rest.extend_from_slice(&r.ttl().to_be_bytes());
+    rest.extend_from_slice(&[0, 0]); // RDLENGTH, below
+    let mut target_at = None;
+    match r.data()? {
+        RData::A(a) => rest.extend_from_slice(&a.0.octets()),
+        RData::AAAA(a) => rest.extend_from_slice(&a.0.octets()),
+        RData::CNAME(c) => {
+            let at = rest.len();
+            target_at = write_name(&mut rest, &c.0, question).then_some(at);
+        }
+        RData::SRV(srv) => {
+            rest.extend_from_slice(&srv.priority().to_be_bytes());
+            rest.extend_from_slice(&srv.weight().to_be_bytes());
+            rest.extend_from_slice(&srv.port().to_be_bytes());
+            let at = rest.len();
+            target_at = write_name(&mut rest, srv.target(), question).then_some(at);
+        }
+        RData::TXT(txt) => {
+            for s in txt.iter() {
+                rest.push(u8::try_from(s.len()).ok()?);
+                rest.extend_from_slice(s);
+            }
+        }
+        _ => return None,
+    }
+    let rdlen = u16::try_from(rest.len() - 10).ok()?;
+    rest[8..10].copy_from_slice(&rdlen.to_be_bytes());
+    Some((rest, target_at))
+}
+
+/// The wire form of the groups of an answer to `owner` (see [`WireGroup`]); None when a
+/// record is not of a kind written here, which leaves the answer to the regular path.
+pub fn wire_groups(owner: &Name, groups: &[Group]) -> Option<Vec<WireGroup>> {
+    let key = owner.to_string();
+    let mut question = Vec::new();
+    let mut at = 12u16;
+    for label in key
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
+        question.push((label, at));
+        at += label.len() as u16 + 1;
+    }
+    let mut out = Vec::with_capacity(groups.len());
+    for (answers, additionals) in groups {
+        let mut w = WireGroup::default();
+        let mut targets = Vec::new();
+        for r in answers {
+            if r.name() != owner {
+                return None;
+            }
+            let (rest, target_at) = record_rest(r, &question)?;
+            targets.push(match r.data()? {
+                RData::SRV(s) => Some(s.target().clone()),
+                RData::CNAME(c) => Some(c.0.clone()),
+                _ => None,
+            });
+            w.answers.push(WireRecord {
+                owner: Vec::new(),
+                rest,
+                target_at,
+                owner_is_target_of: None,
+            });
+        }
+        for r in additionals {
+            let mut name = Vec::with_capacity(32);
+            write_name(&mut name, r.name(), &question);
+            let (rest, _) = record_rest(r, &question)?;
+            let owner_is_target_of = targets
+                .iter()
+                .position(|t| t.as_ref() == Some(r.name()))
+                .filter(|&i| w.answers[i].target_at.is_some());
+            w.additionals.push(WireRecord {
+                owner: name,
+                rest,
+                target_at: None,
+                owner_is_target_of,
+            });
+        }
+        out.push(w);
+    }
+    Some(out)
+}
+
 /// Write the answer to `q` (parsed from `p`) from `cached` into `out`, as the regular path
-/// would write it: authoritative, the instances [`DnsHandler::pick`] chooses, an OPT
-/// record when the query had one. False when it has no wire form, would be NODATA (which
-/// carries an SOA) or does not fit the requester's payload size.
+/// writes it: authoritative, instances drawn at random up to [`DnsHandler::answer_limit`],
+/// an OPT record when the query had one; within the requester's payload size, with the TC
+/// bit when records were cut for it (the regular path cuts within a section at the first
+/// record that does not fit; here an instance's answers go in whole or not at all, and the
+/// OPT record keeps its place). False when the answer has no wire form or would be NODATA
+/// (which carries an SOA).
 pub fn write_answer<L: DnsLookup>(
     h: &DnsHandler<L>,
     p: &[u8],
@@ -125,16 +275,83 @@ pub fn write_answer<L: DnsLookup>(
     let Some(wire) = &cached.wire else {
         return false;
     };
-    let (order, truncated) = h.pick(wire.len(), true);
-    let answers: u16 = order.iter().map(|&i| wire[i].answer_count).sum();
-    if answers == 0 {
-        return false;
+    if wire.is_empty() {
+        return false; // NODATA
     }
-    let additionals: u16 = order.iter().map(|&i| wire[i].additional_count).sum();
+    let n = wire.len();
+    let limit = h.answer_limit(true);
+    let take = if limit > 0 { limit.min(n) } else { n };
+    let mut truncated = take < n && h.settings().enable_truncate;
+    // The OPT record (11 bytes) keeps its place when records are cut (RFC 6891 6.1.1).
+    let max = match q.edns_payload {
+        Some(payload) => usize::from(payload) - 11,
+        None => PLAIN_UDP,
+    };
     out.clear();
     out.extend_from_slice(&p[..q.question_end]);
-    // QR, opcode QUERY, AA, TC as chosen, RD as asked; RA when recursors are set, CD as
-    // asked, NOERROR.
+    // Instances are drawn at random one by one (a Fisher-Yates shuffle that stops when the
+    // answer is full); `targets` holds where each written answer's target landed.
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    let mut targets: Vec<usize> = Vec::with_capacity(take * 2);
+    let mut rng = rand::thread_rng();
+    let mut written = 0;
+    let mut answers = 0u16;
+    'draw: while written < take {
+        let j = rng.gen_range(written..n);
+        order.swap(written, j);
+        let g = &wire[order[written] as usize];
+        let mark = (out.len(), targets.len(), answers);
+        for r in &g.answers {
+            if out.len() + 2 + r.rest.len() > max {
+                // An instance goes in whole or not at all.
+                out.truncate(mark.0);
+                targets.truncate(mark.1);
+                answers = mark.2;
+                truncated = true;
+                break 'draw;
+            }
+            let start = out.len() + 2;
+            out.extend_from_slice(&[0xC0, 0x0C]);
+            out.extend_from_slice(&r.rest);
+            targets.push(r.target_at.map_or(0, |t| start + t));
+            answers += 1;
+        }
+        written += 1;
+    }
+    // The additionals of the instances answered, until one does not fit.
+    let mut additionals = 0u16;
+    let mut base = 0;
+    'extra: for &g in &order[..written] {
+        let g = &wire[g as usize];
+        for r in &g.additionals {
+            let pointer = r
+                .owner_is_target_of
+                .map(|i| targets[base + i])
+                .filter(|&at| at > 0 && at < 0x4000)
+                .map(|at| (0xC000 | at as u16).to_be_bytes());
+            let owner: &[u8] = match &pointer {
+                Some(ptr) => ptr,
+                None => &r.owner,
+            };
+            if out.len() + owner.len() + r.rest.len() > max {
+                truncated = true;
+                break 'extra;
+            }
+            out.extend_from_slice(owner);
+            out.extend_from_slice(&r.rest);
+            additionals += 1;
+        }
+        base += g.answers.len();
+    }
+    if let Some(payload) = q.edns_payload {
+        // root, OPT, our payload size (the requester's, at least 512), version 0
+        out.extend_from_slice(&[0, 0, 41]);
+        out.extend_from_slice(&payload.to_be_bytes());
+        out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        additionals += 1;
+    }
+    // QR, opcode QUERY, AA, TC, RD as asked; RA when recursors are set, CD as asked,
+    // NOERROR.
     out[2] = 0x80 | 0x04 | if truncated { 0x02 } else { 0 } | (p[2] & 0x01);
     out[3] = if h.settings().recursors.is_empty() {
         0
@@ -143,21 +360,8 @@ pub fn write_answer<L: DnsLookup>(
     } | (p[3] & 0x10);
     out[6..8].copy_from_slice(&answers.to_be_bytes());
     out[8..10].copy_from_slice(&0u16.to_be_bytes());
-    let extra = u16::from(q.edns_payload.is_some());
-    out[10..12].copy_from_slice(&(additionals + extra).to_be_bytes());
-    for &i in &order {
-        out.extend_from_slice(&wire[i].answers);
-    }
-    for &i in &order {
-        out.extend_from_slice(&wire[i].additionals);
-    }
-    if let Some(payload) = q.edns_payload {
-        // root, OPT, our payload size (the requester's, at least 512), version 0, no flags
-        out.extend_from_slice(&[0, 0, 41]);
-        out.extend_from_slice(&payload.to_be_bytes());
-        out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
-    }
-    out.len() <= usize::from(q.edns_payload.unwrap_or(PLAIN_UDP as u16))
+    out[10..12].copy_from_slice(&additionals.to_be_bytes());
+    true
 }
 
 /// Answer `p` on the fast path into `out` if it can be; see the module documentation.
@@ -184,7 +388,7 @@ async fn regular<L: DnsLookup>(
         Ok(m) if m.message_type() == MessageType::Response => {} // no reflection
         Ok(m) => {
             let request = Request::new(m, src, Protocol::Udp);
-            h.handle_request(&request, ResponseHandle::new(src, reply, Protocol::Udp))
+            h.handle_request(&request, UdpReply { dst: src, reply })
                 .await;
         }
         Err(_) => {
@@ -192,6 +396,45 @@ async fn regular<L: DnsLookup>(
                 let _ = reply.send(SerialMessage::new(resp, src));
             }
         }
+    }
+}
+
+/// hickory's UDP `ResponseHandle`, except that an answer to a requester without EDNS is
+/// cut to RFC 1035's 512 bytes (hickory allows 4096), as Consul trims its UDP answers.
+#[derive(Clone)]
+struct UdpReply {
+    dst: SocketAddr,
+    reply: BufDnsStreamHandle,
+}
+
+#[async_trait::async_trait]
+impl ResponseHandler for UdpReply {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> std::io::Result<ResponseInfo> {
+        let max = response
+            .get_edns()
+            .as_ref()
+            .map_or(PLAIN_UDP as u16, |e| e.max_payload().max(PLAIN_UDP as u16));
+        let mut buffer = Vec::with_capacity(PLAIN_UDP);
+        let info = {
+            let mut encoder = BinEncoder::new(&mut buffer);
+            encoder.set_max_size(max);
+            response.destructive_emit(&mut encoder)
+        }
+        .map_err(|e| std::io::Error::other(format!("error encoding message: {e}")))?;
+        self.reply
+            .send(SerialMessage::new(buffer, self.dst))
+            .map_err(|_| std::io::Error::other("the DNS UDP listener has stopped"))?;
+        Ok(info)
     }
 }
 
@@ -208,13 +451,15 @@ fn form_error(p: &[u8]) -> Option<Vec<u8>> {
     Some(r)
 }
 
-/// Serve DNS over UDP on `socket` until the task is dropped.
+/// Serve DNS over UDP on `socket` until the task is dropped: one receiving loop per core
+/// (at most 4) on the shared socket, as NSD runs a server process per core.
 pub async fn serve_udp<L: DnsLookup>(socket: UdpSocket, h: Arc<DnsHandler<L>>) {
     let socket = Arc::new(socket);
     // Answers of the regular path come back through this channel and leave from here.
     let (reply, mut replies) = BufDnsStreamHandle::new(([127, 255, 255, 254], 0).into());
+    let mut tasks = tokio::task::JoinSet::new();
     let sender = socket.clone();
-    let sending = tokio::spawn(async move {
+    tasks.spawn(async move {
         use futures_util::StreamExt;
         while let Some(m) = replies.next().await {
             if let Err(e) = sender.send_to(m.bytes(), m.addr()).await {
@@ -222,7 +467,20 @@ pub async fn serve_udp<L: DnsLookup>(socket: UdpSocket, h: Arc<DnsHandler<L>>) {
             }
         }
     });
-    let _stop_sending = AbortOnDrop(sending);
+    let loops = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    for _ in 0..loops {
+        tasks.spawn(receive(socket.clone(), h.clone(), reply.clone()));
+    }
+    // The tasks end only when the socket fails; dropping this future aborts them all.
+    let _ = tasks.join_next().await;
+}
+
+/// Receive and answer queries on `socket` until it fails.
+async fn receive<L: DnsLookup>(
+    socket: Arc<UdpSocket>,
+    h: Arc<DnsHandler<L>>,
+    reply: BufDnsStreamHandle,
+) {
     let mut buf = vec![0u8; MAX_PACKET];
     let mut out = Vec::with_capacity(MAX_PACKET);
     loop {
@@ -260,14 +518,6 @@ pub async fn serve_udp<L: DnsLookup>(socket: UdpSocket, h: Arc<DnsHandler<L>>) {
     }
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,10 +532,11 @@ mod tests {
     use std::str::FromStr;
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    /// Six instances of any service (one critical, one behind a host name), cacheable
-    /// answers while `generation` stays.
+    /// `instances` instances of any service (the sixth critical, the third behind a host
+    /// name), cacheable answers while `generation` stays.
     struct Catalog {
         generation: AtomicU64,
+        instances: usize,
     }
 
     fn instance(i: usize) -> Instance {
@@ -330,7 +581,7 @@ mod tests {
             _service: &str,
             _tag: Option<&str>,
         ) -> Result<Vec<Instance>, LookupError> {
-            Ok((0..6).map(instance).collect())
+            Ok((0..self.instances).map(instance).collect())
         }
         async fn node(&self, _dc: &str, _node: &str) -> Result<Option<Node>, LookupError> {
             Ok(None)
@@ -340,14 +591,15 @@ mod tests {
         }
     }
 
-    fn handler() -> DnsHandler<Catalog> {
+    fn handler(instances: usize, dns_config: serde_json::Value) -> DnsHandler<Catalog> {
         let mut cfg = RuntimeConfig::for_test();
-        cfg.dns_config = serde_json::json!({"enable_truncate": true});
+        cfg.dns_config = dns_config;
         let mut settings = DnsSettings::from_config(&cfg);
         settings.recursors = vec!["192.0.2.53".into()];
         DnsHandler::new(
             Arc::new(Catalog {
                 generation: AtomicU64::new(7),
+                instances,
             }),
             settings,
         )
@@ -373,8 +625,13 @@ mod tests {
         let src: SocketAddr = "127.0.0.1:5353".parse().unwrap();
         let (reply, mut replies) = BufDnsStreamHandle::new(src);
         let request = Request::new(MessageRequest::from_bytes(p).unwrap(), src, protocol);
-        h.handle_request(&request, ResponseHandle::new(src, reply, protocol))
-            .await;
+        if matches!(protocol, Protocol::Udp) {
+            h.handle_request(&request, UdpReply { dst: src, reply })
+                .await;
+        } else {
+            let handle = hickory_server::server::ResponseHandle::new(src, reply, protocol);
+            h.handle_request(&request, handle).await;
+        }
         let sent = replies.next().await.unwrap();
         Message::from_vec(sent.bytes()).unwrap()
     }
@@ -436,7 +693,7 @@ mod tests {
 
     #[tokio::test]
     async fn fast_answers_are_the_regular_answers_reshuffled() {
-        let h = handler();
+        let h = handler(6, serde_json::json!({"enable_truncate": true}));
         for qtype in [RecordType::A, RecordType::SRV] {
             for edns in [false, true] {
                 let mut p = packet("web.service.consul.", qtype, edns);
@@ -481,10 +738,58 @@ mod tests {
         regular_answer(&h, &p, Protocol::Udp).await;
         assert!(fast_answer(&h, &p, &mut Vec::new()));
         // NODATA carries an SOA: only the regular path writes it.
-        let p = packet("web.service.consul.", RecordType::AAAA, false);
+        let p = packet("web.service.consul.", RecordType::TXT, false);
         let nodata = regular_answer(&h, &p, Protocol::Udp).await;
         assert!(nodata.answers().is_empty() && !nodata.name_servers().is_empty());
         assert!(!fast_answer(&h, &p, &mut Vec::new()));
+    }
+
+    #[tokio::test]
+    async fn answers_too_big_for_the_packet_are_truncated_within_it() {
+        let h = handler(100, serde_json::json!({"udp_answer_limit": 100}));
+        for (qtype, edns) in [
+            (RecordType::SRV, false),
+            (RecordType::SRV, true),
+            (RecordType::A, false),
+        ] {
+            let p = packet("web.service.consul.", qtype, edns);
+            let regular = regular_answer(&h, &p, Protocol::Udp).await;
+            let all = regular_answer(&h, &p, Protocol::Tcp).await;
+            assert_eq!(all.answers().len(), 99);
+            assert!(regular.truncated());
+            let mut out = Vec::new();
+            assert!(fast_answer(&h, &p, &mut out));
+            let max = if edns { 1232 } else { 512 };
+            assert!(out.len() <= max, "{} bytes", out.len());
+            let fast = Message::from_vec(&out).unwrap();
+            assert!(fast.truncated() && fast.authoritative());
+            assert_eq!(fast.extensions().is_some(), edns);
+            let answers = set(fast.answers());
+            assert!(answers.len() > 5, "{qtype}: {} answers", answers.len());
+            assert!(
+                answers.len() + 2 >= regular.answers().len(),
+                "{qtype}: {} answers, hickory fits {}",
+                answers.len(),
+                regular.answers().len()
+            );
+            assert!(answers.is_subset(&set(all.answers())));
+            assert!(set(fast.additionals()).is_subset(&set(all.additionals())));
+            if qtype == RecordType::SRV {
+                // The targets' addresses that fit follow, their owners pointing at the SRV
+                // targets.
+                let targets: HashSet<String> = fast
+                    .answers()
+                    .iter()
+                    .map(|r| match r.data() {
+                        Some(RData::SRV(s)) => s.target().to_string(),
+                        other => panic!("{other:?}"),
+                    })
+                    .collect();
+                for a in fast.additionals() {
+                    assert!(targets.contains(&a.name().to_string()), "{a}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -323,3 +323,64 @@ fn only_passing_and_truncation_settings() {
         "truncation is flagged with enable_truncate: {full}"
     );
 }
+
+/// Answers larger than the packet: without EDNS a UDP answer stays within 512 bytes (TC
+/// set), with EDNS within the requester's size; repeated questions (answered from the
+/// cached wire form) keep to the same rules, and TCP gets every instance.
+#[test]
+fn big_answers_fit_the_packet_and_repeat_the_same_way() {
+    let n = Node::start(NodeOptions {
+        dev: true,
+        config: vec![(
+            "dns.json".into(),
+            r#"{"dns_config": {"udp_answer_limit": 100}}"#.into(),
+        )],
+        ..Default::default()
+    });
+    let mut body = Vec::new();
+    for i in 1..=60 {
+        body.push(json!({"Node": {"Verb": "set", "Node": {"Node": format!("big-{i}"), "Address": format!("10.1.0.{i}")}}}));
+        body.push(json!({"Service": {"Verb": "set", "Node": format!("big-{i}"), "Service": {"ID": "api", "Service": "api", "Port": 9000 + i}}}));
+    }
+    for chunk in body.chunks(64) {
+        assert_eq!(put_json(&n, "/v1/txn", &json!(chunk)).status, 200);
+    }
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let ask = |qtype: RecordType, edns: Option<u16>| -> (usize, Message) {
+        let mut m = Message::new();
+        m.set_id(7)
+            .set_message_type(MessageType::Query)
+            .set_op_code(OpCode::Query);
+        m.add_query(Query::query(
+            Name::from_str("api.service.consul.").unwrap(),
+            qtype,
+        ));
+        if let Some(size) = edns {
+            let mut e = Edns::new();
+            e.set_max_payload(size);
+            m.set_edns(e);
+        }
+        sock.send_to(&m.to_vec().unwrap(), &n.dns).unwrap();
+        let mut buf = [0u8; 65535];
+        let (k, _) = sock.recv_from(&mut buf).unwrap();
+        (k, Message::from_vec(&buf[..k]).unwrap())
+    };
+    for round in 0..3 {
+        for qtype in [RecordType::A, RecordType::SRV] {
+            let (size, m) = ask(qtype, None);
+            assert!(size <= 512, "round {round} {qtype}: {size} bytes");
+            assert!(m.truncated(), "round {round} {qtype}");
+            assert!(m.answers().len() >= 10, "round {round} {qtype}: {m:?}");
+            let (size, m) = ask(qtype, Some(4096));
+            assert!(size <= 4096 && m.extensions().is_some());
+            if qtype == RecordType::A {
+                assert_eq!(m.answers().len(), 60, "round {round}: all fit in 4096");
+                assert!(!m.truncated());
+            } else {
+                assert!(!m.answers().is_empty() && m.answers().len() <= 60);
+            }
+        }
+    }
+    assert_eq!(short(&n, &["+tcp", "api.service.consul"]).len(), 60);
+}
