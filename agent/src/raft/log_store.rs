@@ -34,10 +34,12 @@ fn run_flusher(db: Weak<DB>, rx: mpsc::Receiver<LogFlushed<TypeConfig>>) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         group.extend(rx.try_iter());
+        let started = std::time::Instant::now();
         let res = match db.upgrade() {
             Some(db) => db.flush_wal(true).map_err(|e| e.to_string()),
             None => Err("the log store is closed".to_string()),
         };
+        crate::metrics::sample("praetor.raft.log_sync_time", started.elapsed());
         crate::metrics::incr("praetor.raft.log_sync", 1);
         crate::metrics::incr("praetor.raft.log_sync_appends", group.len() as u64);
         for cb in group {
