@@ -214,7 +214,10 @@ fn thresholds_and_reaping() {
             .is_none()
             .then_some(())
     });
-    assert_eq!(get(&n, "/v1/catalog/service/doomed").json(), json!([]));
+    // The catalog follows through anti-entropy, a moment after the local state.
+    wait_until(WAIT, "the reaped service to leave the catalog", || {
+        (get(&n, "/v1/catalog/service/doomed").json() == json!([])).then_some(())
+    });
 }
 
 #[test]
