@@ -84,7 +84,7 @@ pub fn http_params(data: &[u8]) {
     let _ = p.token();
     let _ = crate::http::catalog::node_meta_filter(&p);
     if let Ok(q) = p.query_options() {
-        let _ = q.effective_wait();
+        let _ = q.effective_wait(std::time::Duration::ZERO, std::time::Duration::from_secs(1));
         if let Some(expr) = &q.filter {
             let _ = crate::http::filter::apply(expr, sample_listing());
         }

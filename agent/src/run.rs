@@ -174,8 +174,11 @@ async fn run(cfg: RuntimeConfig) -> i32 {
     if let Some((l, conf)) = https {
         let router = crate::http::router(agent.clone());
         let stop = agent.shutdown.subscribe();
+        let cfg_agent = agent.clone();
+        let limit: crate::http::ConnLimit =
+            Arc::new(move || crate::http::limits::max_conns_per_client(&cfg_agent.config().limits));
         tokio::spawn(async move {
-            if let Err(e) = crate::http::serve_tls(l, conf, router, stop).await {
+            if let Err(e) = crate::http::serve_tls(l, conf, router, Some(limit), stop).await {
                 tracing::error!(error = %e, "HTTPS server failed");
             }
         });
@@ -185,7 +188,11 @@ async fn run(cfg: RuntimeConfig) -> i32 {
         let stop = agent.shutdown.subscribe();
         tokio::spawn(async move {
             let r = match rpc_tls {
-                Some(conf) => crate::http::serve_tls(l, conf, router, stop).await,
+                // Not counted per client: servers and client agents reach this port
+                // through pools of HTTP/1.1 connections (one per request in flight), not
+                // through one multiplexed connection as Consul's RPC, so Consul's
+                // `rpc_max_conns_per_client` of 100 would refuse forwarded load.
+                Some(conf) => crate::http::serve_tls(l, conf, router, None, stop).await,
                 None => axum::serve(l, router).await,
             };
             if let Err(e) = r {

@@ -497,6 +497,13 @@ impl Agent {
             .clone()
     }
 
+    /// How long a blocking query with these options may wait, under this agent's
+    /// `default_query_time` and `max_query_time`.
+    pub fn query_wait(&self, q: &crate::http::params::QueryOptions) -> Duration {
+        let cfg = self.config();
+        q.effective_wait(cfg.default_query_time, cfg.max_query_time)
+    }
+
     pub(crate) fn set_config(&self, cfg: RuntimeConfig) {
         let acl = crate::acl::AclConfig::from_value(&cfg.acl).unwrap_or_default();
         *self.acl.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(acl);

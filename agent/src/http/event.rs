@@ -31,7 +31,7 @@ pub async fn list(State(agent): State<AppState>, a: Authz, p: Params) -> ApiResu
     let q = p.query_options()?;
     let name = p.get("name").unwrap_or("").to_string();
     if q.index > 0 {
-        let deadline = Instant::now() + q.effective_wait();
+        let deadline = Instant::now() + agent.query_wait(&q);
         loop {
             let sub = agent.subscribe(vec![Topic::Table("events")]);
             let (idx, _) = agent.list_events(&name);

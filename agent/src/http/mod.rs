@@ -39,7 +39,7 @@ use params::QueryOptions;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
-pub use tls_serve::serve_tls;
+pub use tls_serve::{serve_tls, ConnLimit};
 use tokio::time::Instant;
 
 /// Shared handler state.
@@ -397,7 +397,7 @@ pub async fn blocking<T>(
     if q.index == 0 {
         return Ok(agent.read(&f));
     }
-    let deadline = Instant::now() + q.effective_wait();
+    let deadline = Instant::now() + agent.query_wait(q);
     let mut shutdown = agent.shutdown.subscribe();
     loop {
         let sub = agent.subscribe(topics.clone());

@@ -240,10 +240,13 @@ pub struct QueryOptions {
 }
 
 impl QueryOptions {
-    /// The effective wait: default 5 min, capped at 10 min, plus up to wait/16 of jitter as
-    /// Consul adds to spread wake-ups.
-    pub fn effective_wait(&self) -> Duration {
-        let w = self.wait.unwrap_or(DEFAULT_WAIT).min(MAX_WAIT);
+    /// The effective wait: `?wait` or the agent's `default_query_time` (5 min), capped at
+    /// its `max_query_time` (10 min), plus up to wait/16 of jitter as Consul adds to spread
+    /// wake-ups. A zero setting counts as unset.
+    pub fn effective_wait(&self, default: Duration, max: Duration) -> Duration {
+        let nonzero = |d: Duration, fallback: Duration| if d.is_zero() { fallback } else { d };
+        let max = nonzero(max, MAX_WAIT);
+        let w = self.wait.unwrap_or(nonzero(default, DEFAULT_WAIT)).min(max);
         let jitter_ms = (w.as_millis() as u64) / 16;
         let jitter = if jitter_ms > 0 {
             rand::random::<u64>() % jitter_ms
@@ -291,7 +294,27 @@ mod tests {
         assert!(p("index=abc").query_options().is_err());
         assert!(p("wait=abc").query_options().is_err());
         assert!(p("stale&consistent").query_options().is_err());
-        let w = p("wait=20m").query_options().unwrap().effective_wait();
+        let w = p("wait=20m")
+            .query_options()
+            .unwrap()
+            .effective_wait(DEFAULT_WAIT, MAX_WAIT);
         assert!(w >= MAX_WAIT && w <= MAX_WAIT + MAX_WAIT / 16);
+        // The agent's max_query_time caps ?wait; its default_query_time applies without one.
+        let (short, long) = (Duration::from_secs(2), Duration::from_secs(4));
+        let w = p("wait=1m")
+            .query_options()
+            .unwrap()
+            .effective_wait(short, long);
+        assert!(w >= long && w <= long + long / 16, "{w:?}");
+        let w = p("index=3")
+            .query_options()
+            .unwrap()
+            .effective_wait(short, long);
+        assert!(w >= short && w <= short + short / 16, "{w:?}");
+        let w = p("index=3")
+            .query_options()
+            .unwrap()
+            .effective_wait(Duration::ZERO, Duration::ZERO);
+        assert!(w >= DEFAULT_WAIT, "zero settings count as unset: {w:?}");
     }
 }

@@ -1,5 +1,6 @@
 //! Serving a router over TLS (the HTTPS API and the server RPC port with mutual TLS):
-//! accept, handshake with a deadline, then HTTP/1.1 over the encrypted stream.
+//! accept, count the connection against a per-client limit if one is given, handshake
+//! with a deadline, then HTTP/1.1 over the encrypted stream.
 
 use axum::Router;
 use hyper_util::rt::TokioIo;
@@ -11,14 +12,21 @@ use tokio_rustls::TlsAcceptor;
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serve `router` on `listener` over TLS until `shutdown` turns true.
+/// The most connections one client IP may hold, asked on every accept (0: no limit).
+pub type ConnLimit = Arc<dyn Fn() -> usize + Send + Sync>;
+
+/// Serve `router` on `listener` over TLS until `shutdown` turns true. With `limit`, a
+/// client IP holding that many connections has its next one closed before the handshake
+/// (no HTTP answer can be written on a connection without TLS, as in Consul).
 pub async fn serve_tls(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
     router: Router,
+    limit: Option<ConnLimit>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let acceptor = TlsAcceptor::from(config);
+    let counts = super::limits::ConnCounts::default();
     loop {
         let stopped = async {
             let _ = shutdown.wait_for(|v| *v).await;
@@ -36,9 +44,20 @@ pub async fn serve_tls(
                 continue;
             }
         };
+        let guard = match &limit {
+            Some(limit) => match counts.acquire(peer.ip().to_canonical(), limit()) {
+                Some(g) => Some(g),
+                None => {
+                    tracing::debug!(%peer, "closing a TLS connection over the per-client limit");
+                    continue;
+                }
+            },
+            None => None,
+        };
         let acceptor = acceptor.clone();
         let router = router.clone();
         tokio::spawn(async move {
+            let _guard = guard;
             let _ = tcp.set_nodelay(true);
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,

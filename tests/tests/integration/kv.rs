@@ -347,3 +347,35 @@ fn concurrent_writes_are_kept_and_cas_increments_lose_no_update() {
         );
     }
 }
+
+/// `max_query_time` caps a blocking query's `?wait`; `default_query_time` applies without
+/// one (both plus Consul's jitter of up to a sixteenth).
+#[test]
+fn query_time_settings_bound_blocking_queries() {
+    let n = Node::start(integration_tests::harness::NodeOptions {
+        dev: true,
+        config: vec![(
+            "q.hcl".into(),
+            "max_query_time = \"1500ms\"\ndefault_query_time = \"1s\"\n".into(),
+        )],
+        ..Default::default()
+    });
+    put(&n, "/v1/kv/q", "1");
+    let idx = get(&n, "/v1/kv/q").index();
+    for (query, low, high) in [
+        (format!("/v1/kv/q?index={idx}&wait=30s"), 1500, 2500),
+        (format!("/v1/kv/q?index={idx}"), 1000, 2000),
+    ] {
+        let t = Instant::now();
+        let r = get(&n, &query);
+        let ms = t.elapsed().as_millis();
+        assert_eq!(r.status, 200);
+        assert!((low..high).contains(&ms), "{query}: {ms} ms");
+    }
+    let me = get(&n, "/v1/agent/self").json();
+    assert_eq!(
+        me["DebugConfig"]["MaxQueryTime"], "1.5s",
+        "{}",
+        me["DebugConfig"]
+    );
+}

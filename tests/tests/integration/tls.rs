@@ -207,3 +207,57 @@ fn https_without_certificates_fails_to_start() {
         "{text}"
     );
 }
+
+/// `limits.http_max_conns_per_client` also holds on the HTTPS listener: a client IP over
+/// the limit has its next connection closed before the handshake; once it closes one, it
+/// is let in again.
+#[test]
+fn https_connections_per_client_are_limited() {
+    use std::io::Read;
+    use std::net::TcpStream;
+    let pki = Pki::new();
+    let mut config = pki.config("dc1-server-consul-0");
+    config.push((
+        "limits.json".into(),
+        r#"{"limits": {"http_max_conns_per_client": 2}}"#.into(),
+    ));
+    let n = Node::start(NodeOptions {
+        dev: true,
+        config,
+        ..Default::default()
+    });
+    let addr = n.https.trim_start_matches("https://").to_string();
+    let open = || {
+        let s = TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(700)))
+            .unwrap();
+        s
+    };
+    // Closed by the server: a read ends (EOF or reset) instead of timing out.
+    let closed = |mut s: TcpStream| match s.read(&mut [0u8; 16]) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    };
+    let first = open();
+    let _second = open();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(closed(open()), "a third connection is closed");
+    drop(first);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !closed(open()),
+        "below the limit again: accepted, awaiting a handshake"
+    );
+    // With one connection held, a request on a second one is served as usual.
+    std::thread::sleep(Duration::from_millis(300));
+    let r = pki
+        .https_client(true)
+        .get(format!("{}/v1/status/leader", n.https))
+        .send()
+        .unwrap();
+    assert!(r.status().is_success());
+}
