@@ -57,6 +57,26 @@ enum Index {
 struct State {
     value: Option<String>,
     index: Index,
+    /// Unread indeterminate writes taken to have applied so far (see [`Bumps`]): how many
+    /// of the unconditional ones (always the earliest invoked), and which conditional ones.
+    puts_used: usize,
+    cas_used: Vec<usize>,
+}
+
+/// A value no read can return: what an indeterminate write that nobody read left behind.
+const UNSEEN: &str = "\u{0}unseen";
+
+/// Indeterminate writes whose value no read returned. Such a write may still have taken
+/// effect, unseen, before a later write overwrote it; its only trace is then the entry's
+/// index having moved, which is what makes a check-and-set fail. The search applies one
+/// only when a failed check-and-set needs it (applied earlier, it could only make more
+/// check-and-sets fail), which keeps it from branching on every timeout.
+#[derive(Debug, Default)]
+struct Bumps {
+    /// Invocation times of unconditional ones, ascending.
+    puts: Vec<u128>,
+    /// Invocation time and expected index of conditional ones.
+    cas: Vec<(u128, u64)>,
 }
 
 fn floor(i: Index) -> u64 {
@@ -67,7 +87,7 @@ fn floor(i: Index) -> u64 {
 }
 
 /// Possible states after applying `op` to `s` (empty: `op` cannot happen here).
-fn step(s: &State, op: &Op) -> Vec<State> {
+fn step(s: &State, op: &Op, bumps: &Bumps) -> Vec<State> {
     let unknown = op.ret == Ret::Unknown;
     let mut out = Vec::new();
     match (&op.call, &op.ret) {
@@ -81,6 +101,7 @@ fn step(s: &State, op: &Op) -> Vec<State> {
                 out.push(State {
                     value: v.clone(),
                     index: Index::Known(*i),
+                    ..s.clone()
                 });
             }
         }
@@ -89,6 +110,7 @@ fn step(s: &State, op: &Op) -> Vec<State> {
             out.push(State {
                 value: Some(v.clone()),
                 index: Index::Known(*j),
+                ..s.clone()
             });
         }
         (Call::Put(v), _) if unknown => {
@@ -96,6 +118,7 @@ fn step(s: &State, op: &Op) -> Vec<State> {
             out.push(State {
                 value: Some(v.clone()),
                 index: Index::Above(floor(s.index)),
+                ..s.clone()
             });
         }
         (Call::Cas(expect, v), Ret::Written(j)) => {
@@ -107,6 +130,7 @@ fn step(s: &State, op: &Op) -> Vec<State> {
                 out.push(State {
                     value: Some(v.clone()),
                     index: Index::Known(*j),
+                    ..s.clone()
                 });
             }
         }
@@ -117,6 +141,29 @@ fn step(s: &State, op: &Op) -> Vec<State> {
             };
             if could_differ {
                 out.push(s.clone());
+            } else {
+                // The index matches: the check-and-set failed only if an unread
+                // indeterminate write, invoked before it returned, moved the index first.
+                let unseen = |s: &State| State {
+                    value: Some(UNSEEN.to_string()),
+                    index: Index::Above(floor(s.index)),
+                    ..s.clone()
+                };
+                if bumps.puts.get(s.puts_used).is_some_and(|t| *t < op.end) {
+                    let mut n = unseen(s);
+                    n.puts_used += 1;
+                    out.push(n);
+                }
+                let current = floor(s.index);
+                if let Some(b) = (0..bumps.cas.len()).find(|b| {
+                    let (t, e) = bumps.cas[*b];
+                    t < op.end && e == current && !s.cas_used.contains(b)
+                }) {
+                    let mut n = unseen(s);
+                    n.cas_used.push(b);
+                    n.cas_used.sort_unstable();
+                    out.push(n);
+                }
             }
         }
         (Call::Cas(expect, v), _) if unknown => {
@@ -129,6 +176,7 @@ fn step(s: &State, op: &Op) -> Vec<State> {
                 out.push(State {
                     value: Some(v.clone()),
                     index: Index::Above(*expect),
+                    ..s.clone()
                 });
             }
         }
@@ -154,12 +202,12 @@ pub fn check(history: &[Op]) -> Vec<KeyResult> {
     by_key
         .into_iter()
         .map(|(k, ops)| {
-            let ops = resolve_indeterminate(ops);
+            let (ops, bumps) = resolve_indeterminate(ops);
             let refs: Vec<&Op> = ops.iter().collect();
             KeyResult {
                 key: k.to_string(),
                 ops: ops.len(),
-                linearizable: check_key(&refs),
+                linearizable: check_key(&refs, &bumps),
             }
         })
         .collect()
@@ -167,10 +215,9 @@ pub fn check(history: &[Op]) -> Vec<KeyResult> {
 
 /// Written values are unique, so an indeterminate write whose value some read returned
 /// did take effect, at the index that read saw, before that read returned: it becomes a
-/// determinate write. One whose value no read returned is dropped: if a linearization
-/// exists without it, the history is linearizable with it "never taking effect", so this
-/// cannot hide a violation; and it keeps the search from branching on every timeout.
-fn resolve_indeterminate(ops: Vec<Op>) -> Vec<Op> {
+/// determinate write. One whose value no read returned leaves the history and becomes one
+/// of the [`Bumps`]: it may have applied unseen, or never.
+fn resolve_indeterminate(ops: Vec<Op>) -> (Vec<Op>, Bumps) {
     let mut seen: BTreeMap<String, (u64, u128)> = BTreeMap::new();
     for o in &ops {
         if let (Call::Get, Ret::Read(Some(v), i)) = (&o.call, &o.ret) {
@@ -178,7 +225,9 @@ fn resolve_indeterminate(ops: Vec<Op>) -> Vec<Op> {
             e.1 = e.1.min(o.end);
         }
     }
-    ops.into_iter()
+    let mut bumps = Bumps::default();
+    let ops = ops
+        .into_iter()
         .filter_map(|mut o| {
             if o.ret != Ret::Unknown {
                 return Some(o);
@@ -187,15 +236,23 @@ fn resolve_indeterminate(ops: Vec<Op>) -> Vec<Op> {
                 Call::Put(v) | Call::Cas(_, v) => v,
                 Call::Get => return None,
             };
-            let (idx, end) = *seen.get(value)?;
+            let Some((idx, end)) = seen.get(value).copied() else {
+                match o.call {
+                    Call::Cas(e, _) => bumps.cas.push((o.start, e)),
+                    _ => bumps.puts.push(o.start),
+                }
+                return None;
+            };
             o.ret = Ret::Written(idx);
             o.end = end.max(o.start);
             Some(o)
         })
-        .collect()
+        .collect();
+    bumps.puts.sort_unstable();
+    (ops, bumps)
 }
 
-fn check_key(ops: &[&Op]) -> bool {
+fn check_key(ops: &[&Op], bumps: &Bumps) -> bool {
     let n = ops.len();
     let words = n.div_ceil(64).max(1);
     let end = |o: &Op| {
@@ -210,6 +267,8 @@ fn check_key(ops: &[&Op]) -> bool {
     let init = State {
         value: None,
         index: Index::Known(0),
+        puts_used: 0,
+        cas_used: Vec::new(),
     };
     let mut seen: HashSet<(Vec<u64>, State)> = HashSet::new();
     // Iterative DFS: (linearized set, state).
@@ -233,7 +292,7 @@ fn check_key(ops: &[&Op]) -> bool {
             if ops[i].start > min_end {
                 break;
             }
-            for next in step(&state, ops[i]) {
+            for next in step(&state, ops[i], bumps) {
                 let mut d = done.clone();
                 d[i / 64] |= 1 << (i % 64);
                 if seen.insert((d.clone(), next.clone())) {
@@ -243,6 +302,71 @@ fn check_key(ops: &[&Op]) -> bool {
         }
     }
     false
+}
+
+/// One operation per line (`start end call ret`, the call and result as `Debug` prints
+/// them), for keeping a failing history and checking it again with [`parse_history`].
+pub fn format_history(ops: &[&Op]) -> String {
+    ops.iter()
+        .map(|o| format!("{} {} {} {:?} {:?}\n", o.key, o.start, o.end, o.call, o.ret))
+        .collect()
+}
+
+/// The operations of a [`format_history`] text; None at the first line it cannot read.
+pub fn parse_history(text: &str) -> Option<Vec<Op>> {
+    fn quoted(s: &str) -> Option<String> {
+        Some(s.trim().strip_prefix('"')?.strip_suffix('"')?.to_string())
+    }
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let mut it = line.splitn(4, ' ');
+            let key = it.next()?.to_string();
+            let start = it.next()?.parse().ok()?;
+            let end = it.next()?.parse().ok()?;
+            let rest = it.next()?;
+            // The call ends at its closing parenthesis (or is `Get`).
+            let (call, ret) = if let Some(r) = rest.strip_prefix("Get ") {
+                (Call::Get, r)
+            } else {
+                let close = rest.find(") ")?;
+                let (c, r) = (&rest[..=close], &rest[close + 2..]);
+                let args = c.split_once('(')?.1.strip_suffix(')')?;
+                if c.starts_with("Put(") {
+                    (Call::Put(quoted(args)?), r)
+                } else {
+                    let (i, v) = args.split_once(", ")?;
+                    (Call::Cas(i.parse().ok()?, quoted(v)?), r)
+                }
+            };
+            let ret = match ret.trim() {
+                "CasFailed" => Ret::CasFailed,
+                "Unknown" => Ret::Unknown,
+                r if r.starts_with("Written(") => Ret::Written(
+                    r.strip_prefix("Written(")?
+                        .strip_suffix(')')?
+                        .parse()
+                        .ok()?,
+                ),
+                r => {
+                    let args = r.strip_prefix("Read(")?.strip_suffix(')')?;
+                    let (v, i) = args.rsplit_once(", ")?;
+                    let v = match v {
+                        "None" => None,
+                        v => Some(quoted(v.strip_prefix("Some(")?.strip_suffix(')')?)?),
+                    };
+                    Ret::Read(v, i.parse().ok()?)
+                }
+            };
+            Some(Op {
+                key,
+                call,
+                ret,
+                start,
+                end,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -349,5 +473,62 @@ mod tests {
             !check(&h)[0].linearizable,
             "cas with the right index cannot fail"
         );
+    }
+
+    #[test]
+    fn unread_indeterminate_writes_can_explain_a_failed_cas() {
+        // "x" timed out and nobody read it, but it applied: the check-and-set against
+        // index 5 then fails, and "c" is written on top.
+        let h = vec![
+            op(Call::Put("a".into()), Ret::Written(5), 0, 1),
+            op(Call::Put("x".into()), Ret::Unknown, 2, 0),
+            op(Call::Cas(5, "b".into()), Ret::CasFailed, 3, 4),
+            op(Call::Put("c".into()), Ret::Written(9), 5, 6),
+            op(Call::Get, Ret::Read(Some("c".into()), 9), 7, 8),
+        ];
+        assert!(check(&h)[0].linearizable);
+        // Invoked only after the check-and-set returned, it cannot explain the failure.
+        let late = vec![
+            op(Call::Put("a".into()), Ret::Written(5), 0, 1),
+            op(Call::Cas(5, "b".into()), Ret::CasFailed, 3, 4),
+            op(Call::Put("x".into()), Ret::Unknown, 5, 0),
+        ];
+        assert!(!check(&late)[0].linearizable);
+        // Nor if the old value is read again after the failure.
+        let reread = vec![
+            op(Call::Put("a".into()), Ret::Written(5), 0, 1),
+            op(Call::Put("x".into()), Ret::Unknown, 2, 0),
+            op(Call::Cas(5, "b".into()), Ret::CasFailed, 3, 4),
+            op(Call::Get, Ret::Read(Some("a".into()), 5), 5, 6),
+        ];
+        assert!(!check(&reread)[0].linearizable);
+        // An indeterminate check-and-set applies only where its expected index matches.
+        let cas = |expect| {
+            vec![
+                op(Call::Put("a".into()), Ret::Written(5), 0, 1),
+                op(Call::Cas(expect, "x".into()), Ret::Unknown, 2, 0),
+                op(Call::Cas(5, "b".into()), Ret::CasFailed, 3, 4),
+            ]
+        };
+        assert!(check(&cas(5))[0].linearizable);
+        assert!(!check(&cas(4))[0].linearizable);
+    }
+
+    #[test]
+    fn histories_survive_formatting() {
+        let h = [
+            op(Call::Get, Ret::Read(None, 0), 0, 1),
+            op(Call::Put("a, b".into()), Ret::Written(5), 2, 3),
+            op(Call::Get, Ret::Read(Some("a, b".into()), 5), 4, 5),
+            op(Call::Cas(5, "c".into()), Ret::CasFailed, 6, 7),
+            op(Call::Cas(5, "d".into()), Ret::Unknown, 8, 0),
+        ];
+        let refs: Vec<&Op> = h.iter().collect();
+        let back = parse_history(&format_history(&refs)).unwrap();
+        assert_eq!(
+            format_history(&back.iter().collect::<Vec<_>>()),
+            format_history(&refs)
+        );
+        assert!(parse_history("k 1 2 Frob Unknown").is_none());
     }
 }
