@@ -245,7 +245,7 @@ mod tests {
         assert_eq!((b.modify_index, b.value.as_slice()), (3, &b"old"[..]));
         assert!(s.kv_get("c").1.is_none());
         assert!(s.kv_get("d").1.is_none());
-        assert_eq!(s.kv_get("a").0, 10, "the table index moves to the entry's");
+        assert_eq!(s.kv_get("a").0, 10, "a key reads at its ModifyIndex");
         assert!(CommandResponse::Batch(vec![CommandResponse::Bool(true)])
             .into_bool()
             .unwrap());

@@ -161,8 +161,14 @@ impl Store {
     }
 
     /// One key. The index is the KV table's, as in Consul.
+    /// One entry, with its `ModifyIndex` as the read's index (as Consul's `KVS.Get`), so a
+    /// blocking query on the key sees no other key's writes; a missing key reads at the
+    /// table's index.
     pub fn kv_get(&self, key: &str) -> (Index, Option<KvEntry>) {
-        (self.max_index(&["kvs"]), self.data.kv.get(key).cloned())
+        match self.data.kv.get(key) {
+            Some(e) => (e.modify_index.max(1), Some(e.clone())),
+            None => (self.max_index(&["kvs"]), None),
+        }
     }
 
     fn prefix_index(&self, prefix: &str, entries_max: Index) -> Index {
@@ -238,6 +244,14 @@ mod tests {
         let e = e.unwrap();
         assert_eq!((idx, e.create_index, e.modify_index, e.flags), (6, 5, 6, 7));
         assert_eq!(e.value, b"2");
+        // Other keys' writes move the table's index, not this key's.
+        assert!(s.kv_set(9, "b", b"x".to_vec(), 0, &KvOp::Set).unwrap());
+        assert_eq!(s.kv_get("a").0, 6);
+        assert_eq!(
+            s.kv_get("missing").0,
+            9,
+            "a missing key reads at the table's index"
+        );
     }
 
     #[test]
