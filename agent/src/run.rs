@@ -174,9 +174,7 @@ async fn run(cfg: RuntimeConfig) -> i32 {
     if let Some((l, conf)) = https {
         let router = crate::http::router(agent.clone());
         let stop = agent.shutdown.subscribe();
-        let cfg_agent = agent.clone();
-        let limit: crate::http::ConnLimit =
-            Arc::new(move || crate::http::limits::max_conns_per_client(&cfg_agent.config().limits));
+        let limit = crate::http::limits::http_conn_limit(&agent);
         tokio::spawn(async move {
             if let Err(e) = crate::http::serve_tls(l, conf, router, Some(limit), stop).await {
                 tracing::error!(error = %e, "HTTPS server failed");

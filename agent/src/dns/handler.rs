@@ -141,8 +141,7 @@ impl<L: DnsLookup> DnsHandler<L> {
     pub async fn answer(&self, qname: &str, qtype: RecordType, udp: bool) -> Answer {
         // A service or query answer of this datacenter computed since the last write: no
         // parsing and no lookup, only a new order and the limits.
-        let local = self.lookup.generation(&self.lookup.datacenter());
-        if let Some(c) = self.cached_name(qname, qtype, local) {
+        if let Some(c) = self.cached_local(qname, qtype) {
             let mut a = self.assemble(&c.groups, udp);
             if a.answers.is_empty() {
                 a.soa = true; // NODATA
@@ -343,7 +342,7 @@ impl<L: DnsLookup> DnsHandler<L> {
 
     /// The cached answer to (`qname`, lower case with the final dot, `qtype`) if it was
     /// computed at this `generation`.
-    pub fn cached_name(
+    fn cached_name(
         &self,
         qname: &str,
         qtype: RecordType,
@@ -375,9 +374,10 @@ impl<L: DnsLookup> DnsHandler<L> {
         cached
     }
 
-    /// The most instances an answer holds (0: no limit): the UDP answer limit, or
-    /// `a_record_limit` if lower.
-    pub fn answer_limit(&self, udp: bool) -> usize {
+    /// How many of `n` instances an answer holds: all, or as many as the UDP answer limit
+    /// (or `a_record_limit`, if lower) allows; and whether the answer is marked truncated
+    /// for leaving some out (`enable_truncate`).
+    pub fn limited(&self, n: usize, udp: bool) -> (usize, bool) {
         let mut limit = if udp {
             self.settings.udp_answer_limit
         } else {
@@ -387,21 +387,19 @@ impl<L: DnsLookup> DnsHandler<L> {
         {
             limit = self.settings.a_record_limit;
         }
-        limit
+        if limit > 0 && n > limit {
+            (limit, self.settings.enable_truncate)
+        } else {
+            (n, false)
+        }
     }
 
-    /// Which of `n` instances an answer holds, in a new random order: all of them, or as
-    /// many as [`Self::answer_limit`] allows; and whether the answer is marked truncated
-    /// for leaving some out (`enable_truncate`).
-    pub fn pick(&self, n: usize, udp: bool) -> (Vec<usize>, bool) {
+    /// Which instances an answer holds, in a new random order, as [`Self::limited`] says.
+    fn pick(&self, n: usize, udp: bool) -> (Vec<usize>, bool) {
         let mut order: Vec<usize> = (0..n).collect();
         shuffle(&mut order);
-        let limit = self.answer_limit(udp);
-        let mut truncated = false;
-        if limit > 0 && order.len() > limit {
-            truncated = self.settings.enable_truncate;
-            order.truncate(limit);
-        }
+        let (take, truncated) = self.limited(n, udp);
+        order.truncate(take);
         (order, truncated)
     }
 

@@ -8,9 +8,9 @@
 //! answers not cached yet or stale, NODATA, malformed packets) goes through hickory's
 //! decoder and the agent's `RequestHandler` as before, so the fast path only answers what
 //! the regular path would have answered: records of the same instances, the same header
-//! and EDNS, truncated by the same rule when they do not fit (names are compressed against
-//! the question and the answers' targets only, so a truncated answer may hold a record or
-//! two fewer than hickory's encoder would fit).
+//! and EDNS, cut with the TC bit when they do not fit the packet (see [`write_answer`] for
+//! how the cut differs from hickory's encoder: a truncated answer may hold a record or two
+//! fewer).
 
 use super::handler::{Cached, DnsHandler, Group};
 use super::lookup::DnsLookup;
@@ -259,7 +259,7 @@ pub fn wire_groups(owner: &Name, groups: &[Group]) -> Option<Vec<WireGroup>> {
 }
 
 /// Write the answer to `q` (parsed from `p`) from `cached` into `out`, as the regular path
-/// writes it: authoritative, instances drawn at random up to [`DnsHandler::answer_limit`],
+/// writes it: authoritative, instances drawn at random as [`DnsHandler::limited`] allows,
 /// an OPT record when the query had one; within the requester's payload size, with the TC
 /// bit when records were cut for it (the regular path cuts within a section at the first
 /// record that does not fit; here an instance's answers go in whole or not at all, and the
@@ -279,9 +279,7 @@ pub fn write_answer<L: DnsLookup>(
         return false; // NODATA
     }
     let n = wire.len();
-    let limit = h.answer_limit(true);
-    let take = if limit > 0 { limit.min(n) } else { n };
-    let mut truncated = take < n && h.settings().enable_truncate;
+    let (take, mut truncated) = h.limited(n, true);
     // The OPT record (11 bytes) keeps its place when records are cut (RFC 6891 6.1.1).
     let max = match q.edns_payload {
         Some(payload) => usize::from(payload) - 11,

@@ -52,6 +52,16 @@ pub const TOO_MANY_CONNS_BODY: &str =
 /// How long a refused connection is given to take the 429 answer.
 const REFUSE_LINGER: Duration = Duration::from_millis(500);
 
+/// The most connections one client IP may hold, asked on every accept (0: no limit).
+pub type ConnLimit = Arc<dyn Fn() -> usize + Send + Sync>;
+
+/// The agent's `limits.http_max_conns_per_client`, read anew on every accept so a reloaded
+/// configuration applies to new connections (the HTTP and HTTPS listeners).
+pub fn http_conn_limit(agent: &Arc<crate::agent::Agent>) -> ConnLimit {
+    let agent = agent.clone();
+    Arc::new(move || max_conns_per_client(&agent.config().limits))
+}
+
 /// `limits.http_max_conns_per_client` from the configuration; 0 means no limit.
 pub fn max_conns_per_client(limits: &serde_json::Value) -> usize {
     match limits.get("http_max_conns_per_client") {
@@ -170,22 +180,18 @@ impl Drop for ConnGuard {
 pub struct LimitedListener {
     inner: TcpListener,
     counts: ConnCounts,
-    limit: Arc<dyn Fn() -> usize + Send + Sync>,
+    limit: ConnLimit,
     header_timeout: Duration,
 }
 
 impl LimitedListener {
     /// Wrap `inner`; `limit` is asked on every accept, so a reloaded configuration
     /// applies to new connections.
-    pub fn new(
-        inner: TcpListener,
-        limit: impl Fn() -> usize + Send + Sync + 'static,
-        header_timeout: Duration,
-    ) -> Self {
+    pub fn new(inner: TcpListener, limit: ConnLimit, header_timeout: Duration) -> Self {
         LimitedListener {
             inner,
             counts: ConnCounts::default(),
-            limit: Arc::new(limit),
+            limit,
             header_timeout,
         }
     }
@@ -481,7 +487,7 @@ mod tests {
     async fn refuses_over_limit_and_times_out_slow_headers() {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
-        let mut l = LimitedListener::new(l, || 1, Duration::from_millis(300));
+        let mut l = LimitedListener::new(l, Arc::new(|| 1), Duration::from_millis(300));
         let counts = l.counts();
         let first = TcpStream::connect(addr).await.unwrap();
         let (mut io, _) = l.accept().await;

@@ -39,7 +39,7 @@ use params::QueryOptions;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
-pub use tls_serve::{serve_tls, ConnLimit};
+pub use tls_serve::serve_tls;
 use tokio::time::Instant;
 
 /// Shared handler state.
@@ -240,10 +240,9 @@ async fn method_not_allowed(method: Method) -> Response {
 /// and a request-header deadline.
 pub async fn serve(agent: Arc<Agent>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     let mut rx = agent.shutdown.subscribe();
-    let cfg_agent = agent.clone();
     let listener = limits::LimitedListener::new(
         listener,
-        move || limits::max_conns_per_client(&cfg_agent.config().limits),
+        limits::http_conn_limit(&agent),
         limits::header_timeout_from_env(),
     );
     axum::serve(listener, router(agent))

@@ -12,9 +12,6 @@ use tokio_rustls::TlsAcceptor;
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The most connections one client IP may hold, asked on every accept (0: no limit).
-pub type ConnLimit = Arc<dyn Fn() -> usize + Send + Sync>;
-
 /// Serve `router` on `listener` over TLS until `shutdown` turns true. With `limit`, a
 /// client IP holding that many connections has its next one closed before the handshake
 /// (no HTTP answer can be written on a connection without TLS, as in Consul).
@@ -22,7 +19,7 @@ pub async fn serve_tls(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
     router: Router,
-    limit: Option<ConnLimit>,
+    limit: Option<super::limits::ConnLimit>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let acceptor = TlsAcceptor::from(config);

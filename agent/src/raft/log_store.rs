@@ -85,10 +85,16 @@ impl LogStore {
         }
     }
 
-    fn put_meta<T: Serialize>(&self, key: &str, v: &T) -> Result<(), StorageIOError> {
+    /// Write a `meta` value, synced to disk before returning when `sync`.
+    fn put_meta<T: Serialize>(&self, key: &str, v: &T, sync: bool) -> Result<(), StorageIOError> {
         let b = serde_json::to_vec(v).map_err(|e| StorageIOError::write(&e))?;
+        let opts = if sync {
+            sync_opts()
+        } else {
+            WriteOptions::default()
+        };
         self.db
-            .put_cf_opt(self.cf(CF_META), key, b, &sync_opts())
+            .put_cf_opt(self.cf(CF_META), key, b, &opts)
             .map_err(|e| StorageIOError::write(&e))
     }
 
@@ -163,7 +169,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        self.put_meta("vote", vote).map_err(Into::into)
+        self.put_meta("vote", vote, true).map_err(Into::into)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
@@ -175,10 +181,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     /// entries it names were synced before they could be committed. Syncing it would put
     /// an fsync into Raft's core loop on every commit.
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        let b = serde_json::to_vec(&committed).map_err(|e| StorageIOError::write(&e))?;
-        self.db
-            .put_cf(self.cf(CF_META), "committed", b)
-            .map_err(|e| StorageIOError::write(&e).into())
+        self.put_meta("committed", &committed, false)
+            .map_err(Into::into)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
@@ -229,7 +233,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.put_meta("last_purged", &log_id)?;
+        self.put_meta("last_purged", &log_id, true)?;
         self.db
             .delete_range_cf(self.cf(CF_LOGS), id_to_bin(0), id_to_bin(log_id.index + 1))
             .map_err(|e| StorageIOError::write_logs(&e))?;

@@ -160,7 +160,6 @@ impl Store {
             .filter(|t| *t > Instant::now())
     }
 
-    /// One key. The index is the KV table's, as in Consul.
     /// One entry, with its `ModifyIndex` as the read's index (as Consul's `KVS.Get`), so a
     /// blocking query on the key sees no other key's writes; a missing key reads at the
     /// table's index.
