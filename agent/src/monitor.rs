@@ -1,15 +1,20 @@
 //! Log streaming for `/v1/agent/monitor` and `praetor monitor`: a tracing layer that
 //! formats events as Consul-style log lines and hands them to the connected monitors. Its
 //! level follows the most verbose monitor connected, independent of the agent's own
-//! `log_level`, and costs one atomic load per event while nobody listens.
+//! `log_level`. Its filter ([`MonitorFilter`]) answers per callsite and is re-asked when a
+//! monitor connects or leaves, so while nobody listens its events cost nothing and it never
+//! asks for spans (it does not use them): without it, every trace-level span of openraft,
+//! hyper and h2 would be built on every request.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use tokio::sync::broadcast;
 use tracing::field::{Field, Visit};
+use tracing::level_filters::LevelFilter;
+use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
-use tracing_subscriber::layer::Context;
+use tracing_subscriber::layer::{Context, Filter};
 use tracing_subscriber::Layer;
 
 /// 0 = off, 1 = error ... 5 = trace.
@@ -71,6 +76,7 @@ impl Drop for Monitor {
         // The last monitor gone: stop formatting events.
         if channel().receiver_count() <= 1 {
             MAX_LEVEL.store(0, Ordering::SeqCst);
+            tracing::callsite::rebuild_interest_cache();
         }
     }
 }
@@ -110,10 +116,39 @@ pub fn timestamp() -> String {
     )
 }
 
-/// The per-layer filter: only this layer's events depend on the monitors' level (a plain
-/// `Layer::enabled` would filter events for every layer).
+/// Whether the monitors want this callsite: events at or above the most verbose monitor's
+/// level, never spans.
 pub fn monitor_filter(m: &Metadata<'_>) -> bool {
-    rank(m.level()) <= MAX_LEVEL.load(Ordering::Relaxed)
+    m.is_event() && rank(m.level()) <= MAX_LEVEL.load(Ordering::Relaxed)
+}
+
+/// The monitor layer's per-layer filter (a plain `Layer::enabled` would filter events for
+/// every layer). Its answers are cached per callsite and rebuilt when the level changes.
+pub struct MonitorFilter;
+
+impl<S> Filter<S> for MonitorFilter {
+    fn enabled(&self, m: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        monitor_filter(m)
+    }
+
+    fn callsite_enabled(&self, m: &'static Metadata<'static>) -> Interest {
+        if monitor_filter(m) {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(match MAX_LEVEL.load(Ordering::Relaxed) {
+            0 => LevelFilter::OFF,
+            1 => LevelFilter::ERROR,
+            2 => LevelFilter::WARN,
+            3 => LevelFilter::INFO,
+            4 => LevelFilter::DEBUG,
+            _ => LevelFilter::TRACE,
+        })
+    }
 }
 
 impl<S: Subscriber> Layer<S> for MonitorLayer {
@@ -163,8 +198,7 @@ mod layer_tests {
 
     #[test]
     fn events_reach_a_subscribed_monitor() {
-        let sub = tracing_subscriber::registry()
-            .with(MonitorLayer.with_filter(tracing_subscriber::filter::filter_fn(monitor_filter)));
+        let sub = tracing_subscriber::registry().with(MonitorLayer.with_filter(MonitorFilter));
         tracing::subscriber::with_default(sub, || {
             let mut m = Monitor::subscribe(Level::DEBUG);
             tracing::debug!(key = 7, "hello monitor");
@@ -177,7 +211,19 @@ mod layer_tests {
                     && line.contains("key=7"),
                 "{line}"
             );
-            assert!(m.rx.try_recv().is_err(), "trace filtered out");
+            // Another test's monitor may raise the shared level; this monitor's own level
+            // still filters what it shows.
+            while let Ok((l, _)) = m.rx.try_recv() {
+                assert!(m.wants(&l), "trace filtered out");
+            }
+            // The monitor never asks for spans, whatever its level.
+            let _t = Monitor::subscribe(Level::TRACE);
+            assert!(
+                tracing::event_enabled!(Level::TRACE),
+                "events reach a trace monitor"
+            );
+            let span = tracing::error_span!("request", id = 1);
+            assert!(span.is_disabled(), "the monitor asks for no spans");
         });
     }
 }

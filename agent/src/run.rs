@@ -20,9 +20,10 @@ fn init_logging(cfg: &RuntimeConfig) {
     let filter = EnvFilter::try_from_env("PRAETOR_LOG").unwrap_or_else(|_| {
         EnvFilter::new(format!("{level},openraft=warn,hyper=warn,reqwest=warn"))
     });
-    // The monitor layer sees every event and drops it with one atomic load unless a
-    // monitor is attached; the console layer filters with the agent's own level.
-    let registry = tracing_subscriber::registry().with(crate::monitor::MonitorLayer);
+    // The monitor layer sees events only while a monitor is attached (and at its level); the
+    // console layer filters with the agent's own level.
+    let registry = tracing_subscriber::registry()
+        .with(crate::monitor::MonitorLayer.with_filter(crate::monitor::MonitorFilter));
     let _ = if cfg.log_json {
         registry
             .with(
