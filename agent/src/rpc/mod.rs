@@ -1,10 +1,13 @@
 //! Server-to-server RPC on the server port (8300): Raft's append-entries, vote and snapshot
 //! messages, writes forwarded to the leader, read barriers for followers, session renewals
 //! (TTL timers live on the leader), and the catalog view client agents sync against.
-//! JSON over HTTP/1.1; the handlers only decode and call the backend (the agent).
+//! JSON over HTTP/1.1; the handlers only decode and call the backend (the agent). Raft's
+//! append-entries also come over a long-lived upgraded stream (`/raft/stream`, framing in
+//! [`crate::raft::network`]).
 
 pub mod client;
 
+use crate::raft::network::{read_frame, write_frame, FRAME_APPEND, STREAM_PROTOCOL};
 use crate::raft::typ::{NodeId, Raft};
 use crate::raft::{Command, CommandResponse, TypeConfig};
 use crate::types::{HealthCheck, Node, NodeService, Session};
@@ -68,6 +71,7 @@ pub trait RpcBackend: Send + Sync + 'static {
 pub fn router<B: RpcBackend>(backend: Arc<B>) -> Router {
     Router::new()
         .route("/raft/append", post(append::<B>))
+        .route("/raft/stream", get(stream::<B>))
         .route("/raft/vote", post(vote::<B>))
         .route("/raft/snapshot", post(snapshot::<B>))
         .route("/raft/state", get(raft_state::<B>))
@@ -92,6 +96,88 @@ async fn append<B: RpcBackend>(
     match b.raft() {
         Some(r) => Json(r.append_entries(req).await),
         None => Json(Err(no_raft())),
+    }
+}
+
+/// Upgrade the connection to the append-entries stream and serve it on its own task.
+async fn stream<B: RpcBackend>(
+    State(b): State<Arc<B>>,
+    mut req: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    let wanted = req.headers().get(header::UPGRADE).is_some_and(|v| {
+        v.as_bytes()
+            .eq_ignore_ascii_case(STREAM_PROTOCOL.as_bytes())
+    });
+    if !wanted {
+        let text = format!("this endpoint needs Upgrade: {STREAM_PROTOCOL}");
+        return (StatusCode::BAD_REQUEST, text).into_response();
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(up) => serve_stream(b, hyper_util::rt::TokioIo::new(up)).await,
+            Err(e) => tracing::debug!(error = %e, "Raft stream upgrade failed"),
+        }
+    });
+    (
+        StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (header::CONNECTION, "upgrade"),
+            (header::UPGRADE, STREAM_PROTOCOL),
+        ],
+    )
+        .into_response()
+}
+
+/// Answer append-entries frames in order until the peer closes the stream or sends
+/// something that is not one.
+async fn serve_stream<B: RpcBackend, IO>(b: Arc<B>, io: IO)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut io = tokio::io::BufReader::new(io);
+    loop {
+        let frame = match read_frame(&mut io).await {
+            Ok(Some(f)) => f,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "Raft stream read failed");
+                return;
+            }
+        };
+        let req = match frame.split_first() {
+            Some((&FRAME_APPEND, body)) => {
+                serde_json::from_slice::<AppendEntriesRequest<TypeConfig>>(body)
+            }
+            _ => {
+                tracing::warn!("Raft stream: unknown frame kind; closing the stream");
+                return;
+            }
+        };
+        let req = match req {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "Raft stream: undecodable append-entries; closing the stream");
+                return;
+            }
+        };
+        let answer = match b.raft() {
+            Some(r) => r.append_entries(req).await,
+            None => Err(no_raft()),
+        };
+        let out = match serde_json::to_vec(&answer) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "Raft stream: answer not encodable");
+                return;
+            }
+        };
+        if let Err(e) = write_frame(&mut io, &[], &out).await {
+            tracing::debug!(error = %e, "Raft stream write failed");
+            return;
+        }
     }
 }
 
@@ -190,5 +276,177 @@ pub async fn raft_write(raft: &Raft, cmd: Command) -> ForwardResult {
             }
         }
         Err(e) => ForwardResult::Failed(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::network::{Network, MAX_FRAME};
+    use openraft::error::RPCError;
+    use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+    use std::time::Duration;
+
+    /// A backend without Raft: append-entries are answered with "raft stopped".
+    struct NoRaft;
+
+    impl RpcBackend for NoRaft {
+        fn raft(&self) -> Option<&Raft> {
+            None
+        }
+        async fn read_index(&self, _consistent: bool) -> Result<u64, String> {
+            Err("no raft".into())
+        }
+        fn renew_session(&self, _id: &str) -> Option<Session> {
+            None
+        }
+        fn node_view(&self, _node: &str) -> NodeView {
+            NodeView::default()
+        }
+        fn acl_resolve(&self, _secret: &str) -> Option<crate::store::acl::Resolved> {
+            None
+        }
+        async fn apply_local(&self, _cmd: Command) -> ForwardResult {
+            ForwardResult::Failed("no raft".into())
+        }
+    }
+
+    async fn serve(router: Router) -> String {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(async move { axum::serve(l, router).await });
+        addr
+    }
+
+    fn heartbeat() -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote: openraft::Vote::new_committed(3, 1),
+            prev_log_id: None,
+            entries: vec![],
+            leader_commit: None,
+        }
+    }
+
+    async fn conn(addr: &str) -> crate::raft::network::Conn {
+        Network::new().new_client(2, &BasicNode::new(addr)).await
+    }
+
+    fn is_stopped(
+        r: Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>>,
+    ) -> bool {
+        matches!(r, Err(RPCError::RemoteError(e)) if matches!(e.source, RaftError::Fatal(openraft::error::Fatal::Stopped)))
+    }
+
+    /// Serve `path` alone and send three append-entries through one `Conn`.
+    async fn answered_through(path: &str, route: axum::routing::MethodRouter<Arc<NoRaft>>) {
+        let router = Router::new()
+            .route(path, route)
+            .with_state(Arc::new(NoRaft));
+        let addr = serve(router).await;
+        let mut c = conn(&addr).await;
+        for _ in 0..3 {
+            let r = c
+                .append_entries(heartbeat(), RPCOption::new(Duration::from_secs(5)))
+                .await;
+            assert!(
+                is_stopped(r),
+                "the backend's answer comes back through {path}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn append_entries_travel_over_one_stream() {
+        // Only the stream is served: an answer proves the exchange went over it.
+        answered_through("/raft/stream", get(stream::<NoRaft>)).await;
+    }
+
+    #[tokio::test]
+    async fn append_entries_fall_back_to_requests_without_the_stream() {
+        // An older server: no stream route, only the plain request.
+        answered_through("/raft/append", post(append::<NoRaft>)).await;
+    }
+
+    /// A server on its own runtime, so that dropping it ends every task it started (its
+    /// streams too), as the death of a process would.
+    fn server_process(addr: &str) -> tokio::runtime::Runtime {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let addr = addr.to_string();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind(&addr).await.unwrap();
+            let router = Router::new()
+                .route("/raft/stream", get(stream::<NoRaft>))
+                .with_state(Arc::new(NoRaft));
+            tokio::spawn(std::future::IntoFuture::into_future(axum::serve(l, router)));
+        });
+        rt
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dead_target_is_unreachable_and_a_restarted_one_is_reached_again() {
+        let addr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().to_string()
+        };
+        let rt = tokio::task::block_in_place(|| server_process(&addr));
+        let mut c = conn(&addr).await;
+        let opt = || RPCOption::new(Duration::from_secs(5));
+        assert!(is_stopped(c.append_entries(heartbeat(), opt()).await));
+        // The server dies with its open stream.
+        tokio::task::block_in_place(move || drop(rt));
+        let r = c.append_entries(heartbeat(), opt()).await;
+        assert!(
+            matches!(r, Err(RPCError::Unreachable(_)) | Err(RPCError::Network(_))),
+            "a target that went away is reported, not answered: {r:?}"
+        );
+        // It comes back on the same address: the next call opens a new stream.
+        let rt = tokio::task::block_in_place(|| server_process(&addr));
+        assert!(is_stopped(c.append_entries(heartbeat(), opt()).await));
+        tokio::task::block_in_place(move || drop(rt));
+    }
+
+    #[tokio::test]
+    async fn the_stream_rejects_bad_frames_by_closing() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let router = Router::new()
+            .route("/raft/stream", get(stream::<NoRaft>))
+            .with_state(Arc::new(NoRaft));
+        let addr = serve(router).await;
+        for frame in [
+            // unknown kind
+            vec![0, 0, 0, 2, 9, b'{'],
+            // not JSON
+            vec![0, 0, 0, 3, FRAME_APPEND, b'x', b'y'],
+            // longer than the limit
+            ((MAX_FRAME + 1) as u32).to_be_bytes().to_vec(),
+        ] {
+            let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let hello = format!(
+                "GET /raft/stream HTTP/1.1\r\nHost: {addr}\r\nConnection: upgrade\r\nUpgrade: {STREAM_PROTOCOL}\r\n\r\n"
+            );
+            s.write_all(hello.as_bytes()).await.unwrap();
+            let mut head = vec![0u8; 4096];
+            let n = s.read(&mut head).await.unwrap();
+            let head = String::from_utf8_lossy(&head[..n]).to_string();
+            assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+            s.write_all(&frame).await.unwrap();
+            let mut rest = Vec::new();
+            let closed =
+                tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await;
+            assert!(
+                matches!(closed, Ok(Ok(0))),
+                "closed without an answer: {closed:?}"
+            );
+        }
+        // Without the Upgrade header: a 400 with a message.
+        let r = reqwest::get(format!("http://{addr}/raft/stream"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        assert!(r.text().await.unwrap().contains(STREAM_PROTOCOL));
     }
 }
