@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what building and testing Praetor needs on a Debian machine (idempotent):
 # - RocksDB, LZ4 and libclang for the `rocksdb` crate linked against the system library
-#   (see docs/build.md for why not the bundled build);
+#   (see docs/build.md for why not the bundled build), and make for building jemalloc, the
+#   agent's allocator;
 # - the third-party clients used by the compatibility tests: Debian's python3-consul, and
 #   py-consul from PyPI in .venv-compat/ (with grpcio's health server for the gRPC checks),
 #   and Patroni with PostgreSQL for the DCS failover scenario;
@@ -9,7 +10,7 @@
 # - unzip for scripts/k8s-check.sh (which fetches helm and its validators itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=(librocksdb-dev liblz4-dev libclang-dev clang python3-consul python3-venv python3-pip dnsutils curl jq unzip postgresql patroni chromium)
+PKGS=(librocksdb-dev liblz4-dev libclang-dev clang make python3-consul python3-venv python3-pip dnsutils curl jq unzip postgresql patroni chromium)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 # Node.js may come from elsewhere than Debian (its npm then conflicts with Debian's).

@@ -76,7 +76,7 @@ pub fn http_params(data: &[u8]) {
             }
         }
     }
-    let p = crate::http::params::Params::from_parts(path, query, headers);
+    let p = crate::http::params::Params::from_parts(path, query, &headers);
     let _ = p.rest("/v1/kv/");
     let _ = p.all("tag");
     let _ = p.flag("recurse");

@@ -532,7 +532,7 @@ impl Agent {
     }
 
     /// Register a blocking-query interest.
-    pub fn subscribe(&self, topics: Vec<Topic>) -> Subscription {
+    pub fn subscribe(&self, topics: impl Into<Arc<[Topic]>>) -> Subscription {
         self.hub.subscribe(topics)
     }
 

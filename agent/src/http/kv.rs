@@ -10,11 +10,13 @@ use crate::store::kv::KvOp;
 use crate::store::Topic;
 use crate::types::KvEntry;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request};
 use axum::http::{Method, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::Serialize;
+use std::convert::Infallible;
+use std::task::{Context, Poll};
 
 /// Consul's default `kv_max_value_size`.
 pub const KV_MAX_VALUE_SIZE: usize = 512 * 1024;
@@ -45,22 +47,61 @@ fn to_json(e: &KvEntry) -> KvJson<'_> {
     }
 }
 
-/// Dispatch on method.
-pub async fn handle(
-    State(agent): State<AppState>,
-    a: Authz,
-    method: Method,
-    p: Params,
-    body: Bytes,
-) -> ApiResult {
+/// `/v1/kv/...` as a service rather than an axum handler, so that a parked blocking GET
+/// holds only its own future: an axum handler's future also keeps the request's parts and
+/// a copy of every extracted argument (1.4 KiB per parked query, against about 0.9 KiB).
+/// Authorization comes from the front layer, as for the handlers.
+#[derive(Clone)]
+pub struct KvService(pub AppState);
+
+type KvFuture = futures_util::future::BoxFuture<'static, Result<Response, Infallible>>;
+
+impl tower_service::Service<Request> for KvService {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = KvFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> KvFuture {
+        match dispatch(self.0.clone(), req) {
+            Ok(fut) => fut,
+            Err(e) => Box::pin(std::future::ready(Ok(e.into_response()))),
+        }
+    }
+}
+
+fn respond(r: ApiResult) -> Result<Response, Infallible> {
+    Ok(r.unwrap_or_else(IntoResponse::into_response))
+}
+
+/// Check what can be checked at once and start the method's future.
+fn dispatch(agent: AppState, req: Request) -> Result<KvFuture, ApiError> {
+    let (parts, body) = req.into_parts();
+    let a = parts
+        .extensions
+        .get::<Authz>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal("request was not authorized"))?;
+    let p = Params::from_parts(parts.uri.path(), parts.uri.query(), &parts.headers);
     let key = p.rest("/v1/kv/");
     super::check_dc(&agent, &p.query_options()?)?;
-    match method {
-        Method::GET => get(&agent, &a, &p, &key).await,
-        // Writes are boxed so their (large) futures do not size every parked read.
+    let method = parts.method.clone();
+    Ok(match method {
+        Method::GET => Box::pin(async move { respond(get(&agent, &a, &p, &key).await) }),
         Method::PUT | Method::POST => {
             a.check(Resource::Key, &key, Access::Write)?;
-            Box::pin(put(&agent, &p, &key, body)).await
+            // The body as the `Bytes` extractor reads it (the router's body limit and its
+            // refusals).
+            let req = Request::from_parts(parts, body);
+            Box::pin(async move {
+                match Bytes::from_request(req, &()).await {
+                    Ok(body) => respond(put(&agent, &p, &key, body).await),
+                    Err(rejection) => Ok(rejection.into_response()),
+                }
+            })
         }
         Method::DELETE => {
             if p.has("recurse") && p.flag("recurse") {
@@ -70,13 +111,15 @@ pub async fn handle(
             } else {
                 a.check(Resource::Key, &key, Access::Write)?;
             }
-            Box::pin(delete(&agent, &p, &key)).await
+            Box::pin(async move { respond(delete(&agent, &p, &key).await) })
         }
-        m => Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("method {m} not allowed"),
-        )),
-    }
+        m => {
+            return Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("method {m} not allowed"),
+            ))
+        }
+    })
 }
 
 async fn get(agent: &AppState, a: &Authz, p: &Params, key: &str) -> ApiResult {

@@ -55,9 +55,9 @@ const MAX_BODY: usize = 8 * 1024 * 1024;
 pub fn router(agent: Arc<Agent>) -> Router {
     Router::new()
         // KV
-        .route("/v1/kv", any(kv::handle))
-        .route("/v1/kv/", any(kv::handle))
-        .route("/v1/kv/{*key}", any(kv::handle))
+        .route_service("/v1/kv", kv::KvService(agent.clone()))
+        .route_service("/v1/kv/", kv::KvService(agent.clone()))
+        .route_service("/v1/kv/{*key}", kv::KvService(agent.clone()))
         // catalog
         .route("/v1/catalog/register", put(catalog::register))
         .route("/v1/catalog/deregister", put(catalog::deregister))
@@ -186,38 +186,154 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/ui/{*rest}", get(ui::index))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(agent.clone(), front))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        // One layer (each `Router::layer` boxes every request's future once more).
+        .layer(tower_layer::Stack::new(
+            FrontLayer(agent.clone()),
+            DefaultBodyLimit::max(MAX_BODY),
+        ))
         .with_state(agent)
 }
 
-/// Everything before the handlers, in one middleware (each layer costs every request,
-/// parked blocking queries included, a boxed future): an oversized declared body is
-/// refused, the call is timed, forwarded when another agent answers it, else authorized
-/// (ACLs) and handled here.
-async fn front(
-    axum::extract::State(agent): axum::extract::State<AppState>,
-    mut req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    if let Some(refused) = limits::oversized_declared_body(&req) {
-        return refused;
+/// Everything before the handlers, in one layer: an oversized declared body is refused,
+/// the call is timed, forwarded when another agent answers it, else authorized (ACLs) and
+/// handled here. Written as a service rather than `middleware::from_fn`, whose boxed
+/// future (about 1.4 KiB) every parked blocking query would hold: a local request with
+/// ACLs off is passed on with its timer only ([`FrontFuture::Timed`]).
+#[derive(Clone)]
+struct FrontLayer(AppState);
+
+impl<S> tower_layer::Layer<S> for FrontLayer {
+    type Service = Front<S>;
+
+    fn layer(&self, inner: S) -> Front<S> {
+        Front {
+            agent: self.0.clone(),
+            inner,
+        }
     }
-    let started = std::time::Instant::now();
-    let metric = telemetry::metric_name(&req);
-    let resp = match proxy::route(&agent, &mut req) {
-        proxy::Route::Reply(r) => r,
-        proxy::Route::Forward(targets) => match Box::pin(proxy::forward(targets, req)).await {
-            Ok(r) => r,
-            Err(e) => e.into_response(),
-        },
-        proxy::Route::Local => match acl::authorize(&agent, &mut req).await {
-            Ok(()) => next.run(req).await,
-            Err(r) => r,
-        },
-    };
-    telemetry::record(&metric, started);
-    resp
+}
+
+#[derive(Clone)]
+struct Front<S> {
+    agent: AppState,
+    inner: S,
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Front`].
+    #[project = FrontProj]
+    enum FrontFuture<F> {
+        /// Answered before the handlers.
+        Done { resp: Option<Response> },
+        /// A local request already authorized: the handler's future and the call's timer.
+        Timed { #[pin] fut: F, metric: String, started: std::time::Instant },
+        /// Forwarding, or authorizing first.
+        Boxed { fut: futures_util::future::BoxFuture<'static, Response> },
+    }
+}
+
+impl<F> std::future::Future for FrontFuture<F>
+where
+    F: std::future::Future<Output = Result<Response, std::convert::Infallible>>,
+{
+    type Output = Result<Response, std::convert::Infallible>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        match self.project() {
+            FrontProj::Done { resp } => Poll::Ready(Ok(resp
+                .take()
+                .unwrap_or_else(|| ApiError::internal("response polled twice").into_response()))),
+            FrontProj::Timed {
+                fut,
+                metric,
+                started,
+            } => match fut.poll(cx) {
+                Poll::Ready(r) => {
+                    telemetry::record(metric, *started);
+                    Poll::Ready(r)
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            FrontProj::Boxed { fut } => fut.as_mut().poll(cx).map(Ok),
+        }
+    }
+}
+
+impl<S> tower_service::Service<axum::extract::Request> for Front<S>
+where
+    S: tower_service::Service<
+            axum::extract::Request,
+            Response = Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = FrontFuture<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: axum::extract::Request) -> Self::Future {
+        if let Some(refused) = limits::oversized_declared_body(&req) {
+            return FrontFuture::Done {
+                resp: Some(refused),
+            };
+        }
+        let started = std::time::Instant::now();
+        let metric = telemetry::metric_name(&req);
+        let agent = self.agent.clone();
+        match proxy::route(&agent, &mut req) {
+            proxy::Route::Reply(r) => {
+                telemetry::record(&metric, started);
+                FrontFuture::Done { resp: Some(r) }
+            }
+            proxy::Route::Forward(targets) => FrontFuture::Boxed {
+                fut: Box::pin(async move {
+                    let r = match proxy::forward(targets, req).await {
+                        Ok(r) => r,
+                        Err(e) => e.into_response(),
+                    };
+                    telemetry::record(&metric, started);
+                    r
+                }),
+            },
+            proxy::Route::Local if acl::allow_all(&agent, &mut req) => FrontFuture::Timed {
+                fut: self.inner.call(req),
+                metric,
+                started,
+            },
+            proxy::Route::Local => {
+                // The clone is ready (the routes always are); this one stays for the next.
+                let ready = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, ready);
+                FrontFuture::Boxed {
+                    fut: Box::pin(async move {
+                        let r = match acl::authorize(&agent, &mut req).await {
+                            Ok(()) => match inner.call(req).await {
+                                Ok(r) => r,
+                                Err(never) => match never {},
+                            },
+                            Err(r) => r,
+                        };
+                        telemetry::record(&metric, started);
+                        r
+                    }),
+                }
+            }
+        }
+    }
 }
 
 async fn fallback(method: Method, uri: axum::http::Uri) -> Response {
@@ -397,12 +513,16 @@ pub async fn blocking<T>(
         return Ok(agent.read(&f));
     }
     let deadline = Instant::now() + agent.query_wait(q);
+    let topics: Arc<[Topic]> = topics.into();
     let mut shutdown = agent.shutdown.subscribe();
     loop {
         let sub = agent.subscribe(topics.clone());
-        let (idx, v) = agent.read(&f);
-        if idx > q.index {
-            return Ok((idx, v));
+        {
+            // Scoped so that a parked query does not hold the value it just read.
+            let (idx, v) = agent.read(&f);
+            if idx > q.index {
+                return Ok((idx, v));
+            }
         }
         tokio::select! {
             _ = sub.changed() => {}

@@ -87,7 +87,7 @@ pub async fn remove_peer(State(agent): State<AppState>, a: Authz, req: Request) 
             .ok_or_else(|| ApiError::internal("No cluster leader"))?;
         return super::proxy::forward(vec![addr], req).await;
     }
-    let p = Params::from_parts(req.uri().path(), req.uri().query(), req.headers().clone());
+    let p = Params::from_parts(req.uri().path(), req.uri().query(), req.headers());
     let raft = raft_of(&agent)?;
     let (voters, nodes) = {
         let m = raft.metrics();
@@ -145,7 +145,7 @@ pub async fn transfer_leader(State(agent): State<AppState>, a: Authz, req: Reque
             .ok_or_else(|| ApiError::internal("No cluster leader"))?;
         return super::proxy::forward(vec![addr], req).await;
     }
-    let p = Params::from_parts(req.uri().path(), req.uri().query(), req.headers().clone());
+    let p = Params::from_parts(req.uri().path(), req.uri().query(), req.headers());
     let target = p
         .get("id")
         .filter(|s| !s.is_empty())

@@ -73,14 +73,22 @@ pub fn token_from(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     })
 }
 
-/// Parsed request: decoded path and query parameters, plus headers.
+/// Parsed request: decoded path and query parameters, plus the two headers handlers read
+/// (kept instead of the whole header map: a parked blocking query holds its `Params`).
 #[derive(Debug, Clone, Default)]
 pub struct Params {
     /// The decoded request path.
     pub path: String,
-    pairs: Vec<(String, String)>,
-    /// Request headers.
-    pub headers: HeaderMap,
+    /// The decoded query parameters, one after another (one allocation for all: a parked
+    /// blocking query holds its `Params`).
+    text: String,
+    /// Per parameter, in order: where its name starts, where its value starts (the name's
+    /// end), where its value ends, in `text`.
+    pairs: Vec<[u32; 3]>,
+    /// The token of `X-Consul-Token` or `Authorization: Bearer`.
+    header_token: Option<String>,
+    /// The `Accept` header.
+    pub accept: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
@@ -90,27 +98,33 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
         Ok(Params::from_parts(
             parts.uri.path(),
             parts.uri.query(),
-            parts.headers.clone(),
+            &parts.headers,
         ))
     }
 }
 
 impl Params {
     /// Build from a raw path and query string.
-    pub fn from_parts(path: &str, query: Option<&str>, headers: HeaderMap) -> Self {
-        let pairs = query
-            .unwrap_or("")
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| match p.split_once('=') {
-                Some((k, v)) => (percent_decode(k, true), percent_decode(v, true)),
-                None => (percent_decode(p, true), String::new()),
-            })
-            .collect();
+    pub fn from_parts(path: &str, query: Option<&str>, headers: &HeaderMap) -> Self {
+        let mut text = String::new();
+        let mut pairs = Vec::new();
+        for p in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let start = text.len() as u32;
+            text.push_str(&percent_decode(k, true));
+            let mid = text.len() as u32;
+            text.push_str(&percent_decode(v, true));
+            pairs.push([start, mid, text.len() as u32]);
+        }
         Params {
             path: percent_decode(path, false),
+            text,
             pairs,
-            headers,
+            header_token: header_token(headers),
+            accept: headers
+                .get(axum::http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
         }
     }
 
@@ -119,26 +133,32 @@ impl Params {
         self.path.strip_prefix(prefix).unwrap_or("").to_string()
     }
 
+    /// Every parameter as (name, value), in order.
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs.iter().map(|&[a, b, c]| {
+            (
+                &self.text[a as usize..b as usize],
+                &self.text[b as usize..c as usize],
+            )
+        })
+    }
+
     /// First value of a parameter.
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
+        self.pairs().find(|(n, _)| *n == k).map(|(_, v)| v)
     }
 
     /// Every value of a repeated parameter (`tag=a&tag=b`).
     pub fn all(&self, k: &str) -> Vec<String> {
-        self.pairs
-            .iter()
-            .filter(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
+        self.pairs()
+            .filter(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_string())
             .collect()
     }
 
     /// Whether a parameter is present.
     pub fn has(&self, k: &str) -> bool {
-        self.pairs.iter().any(|(n, _)| n == k)
+        self.pairs().any(|(n, _)| n == k)
     }
 
     /// A boolean flag: present with no value, `1`, `true`, `True` are true; `0`/`false` false.
@@ -164,13 +184,15 @@ impl Params {
 
     /// The ACL token from `X-Consul-Token`, `Authorization: Bearer`, or `?token=`.
     pub fn token(&self) -> Option<String> {
-        header_token(&self.headers).or_else(|| self.get("token").map(str::to_string))
+        self.header_token
+            .clone()
+            .or_else(|| self.get("token").map(str::to_string))
     }
 
     /// The decoded path and every query parameter, in order (a cache key for a read).
     pub fn canonical(&self) -> String {
         let mut s = self.path.clone();
-        for (k, v) in &self.pairs {
+        for (k, v) in self.pairs() {
             s.push('\u{1f}');
             s.push_str(k);
             s.push('=');
@@ -262,7 +284,7 @@ mod tests {
     use super::*;
 
     fn p(q: &str) -> Params {
-        Params::from_parts("/v1/kv/a%2Fb", Some(q), HeaderMap::new())
+        Params::from_parts("/v1/kv/a%2Fb", Some(q), &HeaderMap::new())
     }
 
     #[test]
@@ -282,6 +304,31 @@ mod tests {
         assert_eq!(p("tag=a%20b&tag=c+d").all("tag"), vec!["a b", "c d"]);
         assert_eq!(percent_decode("100%", false), "100%");
         assert_eq!(percent_decode("%zz", false), "%zz");
+    }
+
+    #[test]
+    fn parameters_keep_their_order_values_and_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("Authorization", "Bearer  s3cret ".parse().unwrap());
+        h.insert("Accept", "text/plain; version=0.0.4".parse().unwrap());
+        let p = Params::from_parts("/v1/kv/x", Some("a=1&&b&c=%3D=&a=2&token=q"), &h);
+        assert_eq!(p.get("a"), Some("1"));
+        assert_eq!(p.all("a"), vec!["1", "2"]);
+        assert_eq!(p.get("b"), Some(""));
+        assert!(p.has("b") && !p.has("z") && p.get("z").is_none());
+        assert_eq!(p.get("c"), Some("=="), "a value may hold '='");
+        assert_eq!(
+            p.canonical(),
+            "/v1/kv/x\u{1f}a=1\u{1f}b=\u{1f}c===\u{1f}a=2\u{1f}token=q"
+        );
+        assert_eq!(
+            p.token().as_deref(),
+            Some("s3cret"),
+            "the header wins over ?token="
+        );
+        assert_eq!(p.accept.as_deref(), Some("text/plain; version=0.0.4"));
+        let q = Params::from_parts("/v1/kv/x", Some("token=q"), &HeaderMap::new());
+        assert_eq!(q.token().as_deref(), Some("q"));
     }
 
     #[test]

@@ -47,11 +47,9 @@ pub async fn metrics(State(agent): State<AppState>, a: Authz, p: Params) -> ApiR
     crate::metrics::gauge("consul.state.nodes", nodes as f64);
     crate::metrics::gauge("consul.state.service_instances", services as f64);
     let wants_prom = p.get("format") == Some("prometheus")
-        || p.headers
-            .get("Accept")
-            .and_then(|v| v.to_str().ok())
-            .map(|a| a.contains("text/plain") && a.contains("version=0.0.4"))
-            .unwrap_or(false);
+        || p.accept
+            .as_deref()
+            .is_some_and(|a| a.contains("text/plain") && a.contains("version=0.0.4"));
     if wants_prom {
         return Ok((
             [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],

@@ -41,7 +41,8 @@ pub struct WatchHub {
 pub struct Subscription {
     hub: Arc<WatchHub>,
     id: u64,
-    topics: Vec<Topic>,
+    /// Shared with the caller, who re-subscribes with the same topics after each wake-up.
+    topics: Arc<[Topic]>,
     notify: Arc<Notify>,
 }
 
@@ -55,7 +56,7 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         let mut map = self.hub.topics.lock().unwrap_or_else(|e| e.into_inner());
-        for t in &self.topics {
+        for t in self.topics.iter() {
             if let Some(w) = map.get_mut(t) {
                 w.remove(&self.id);
                 if w.is_empty() {
@@ -73,12 +74,13 @@ impl WatchHub {
     }
 
     /// Register interest in `topics`.
-    pub fn subscribe(self: &Arc<Self>, topics: Vec<Topic>) -> Subscription {
+    pub fn subscribe(self: &Arc<Self>, topics: impl Into<Arc<[Topic]>>) -> Subscription {
+        let topics = topics.into();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let notify = Arc::new(Notify::new());
         {
             let mut map = self.topics.lock().unwrap_or_else(|e| e.into_inner());
-            for t in &topics {
+            for t in topics.iter() {
                 map.entry(t.clone()).or_default().insert(id, notify.clone());
             }
         }
