@@ -83,16 +83,56 @@ etcd_cluster() {
   for i in 1 2 3; do wait_http "http://127.0.0.1:238$i/health" '"true"'; done
 }
 
+# The HTTP address of the Praetor server that is the leader, or of one that is not.
+praetor_node() {
+  local rpc i
+  rpc=$(curl -sf http://127.0.0.1:18501/v1/status/leader | tr -d '"')
+  for i in 1 2 3; do
+    if [ "$rpc" = "127.0.0.1:$((18600 + i))" ]; then
+      [ "$1" = leader ] && { echo "127.0.0.1:$((18500 + i))"; return; }
+    else
+      [ "$1" = follower ] && { echo "127.0.0.1:$((18500 + i))"; return; }
+    fi
+  done
+}
+
+# The client address of the etcd member that is the leader, or of one that is not.
+etcd_node() {
+  local i st
+  for i in 1 2 3; do
+    st=$(curl -sf -X POST "http://127.0.0.1:238$i/v3/maintenance/status" -d '{}')
+    if python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if d["header"]["member_id"] == d["leader"] else 1)' <<<"$st"; then
+      [ "$1" = leader ] && { echo "127.0.0.1:238$i"; return; }
+    else
+      [ "$1" = follower ] && { echo "127.0.0.1:238$i"; return; }
+    fi
+  done
+}
+
 bench_kv() {
   log "KV: 3 Praetor servers vs 3 etcd members, 256-byte values, ${SECS}s per run"
   praetor_cluster
   etcd_cluster
   local pa=127.0.0.1:18501,127.0.0.1:18502,127.0.0.1:18503
   local ea=127.0.0.1:2381,127.0.0.1:2382,127.0.0.1:2383
+  # One client is latency-bound, and a follower adds a hop to the leader on both systems:
+  # it is measured through the leader and through a follower of each. More clients are
+  # spread over all three servers.
+  local pl pf el ef
+  pl=$(praetor_node leader) pf=$(praetor_node follower)
+  el=$(etcd_node leader) ef=$(etcd_node follower)
+  log "Praetor leader $pl, follower $pf; etcd leader $el, follower $ef"
   for c in ${KV_CLIENTS:-1 64 256}; do
     for op in write read; do
-      "$L" kv praetor "$op" "$pa" "$c" "$SECS" | record
-      "$L" kv etcd "$op" "$ea" "$c" "$SECS" | record
+      if [ "$c" = 1 ]; then
+        "$L" kv praetor "$op" "$pl" 1 "$SECS" 256 leader | record
+        "$L" kv etcd "$op" "$el" 1 "$SECS" 256 leader | record
+        "$L" kv praetor "$op" "$pf" 1 "$SECS" 256 follower | record
+        "$L" kv etcd "$op" "$ef" 1 "$SECS" 256 follower | record
+      else
+        "$L" kv praetor "$op" "$pa" "$c" "$SECS" | record
+        "$L" kv etcd "$op" "$ea" "$c" "$SECS" | record
+      fi
     done
   done
   stop_all

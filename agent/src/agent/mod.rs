@@ -111,6 +111,8 @@ pub struct Agent {
     pub(crate) ttl_timers: crate::checks::TtlTimers,
     pub(crate) checks: crate::checks::Supervisor,
     http_client: reqwest::Client,
+    /// Pooled streams for writes and read indexes forwarded to the leader.
+    calls: crate::raft::network::CallPool,
     /// The server RPC address (Raft and forwarding); on clients, the advertise address.
     pub rpc_addr: SocketAddr,
     started: Instant,
@@ -383,6 +385,12 @@ impl Agent {
             ttl_timers: Default::default(),
             checks: Default::default(),
             http_client: crate::tls::rpc_client().build().unwrap_or_default(),
+            calls: crate::raft::network::CallPool::new(
+                crate::tls::rpc_client()
+                    .tcp_nodelay(true)
+                    .build()
+                    .unwrap_or_default(),
+            ),
             rpc_addr,
             started: Instant::now(),
             data_dir: data_dir.clone(),
@@ -646,13 +654,13 @@ impl Agent {
             return Ok(());
         }
         let (_, addr) = self.leader().ok_or(AgentError::NoLeader)?;
-        let idx =
-            match rpc::client::read_index(&self.http_client, &addr, c == Consistency::Consistent)
-                .await
-            {
-                Ok(Ok(i)) => i,
-                Ok(Err(_)) | Err(_) => return Err(AgentError::NoLeader),
-            };
+        let consistent = c == Consistency::Consistent;
+        let idx = rpc::client::read_index(&self.calls, &self.http_client, &addr, consistent)
+            .await
+            .map_err(|e| {
+                tracing::debug!(error = %e, leader = %addr, "no read index from the leader");
+                AgentError::NoLeader
+            })?;
         raft.wait(Some(Duration::from_secs(10)))
             .applied_index_at_least(Some(idx), "read barrier")
             .await
@@ -702,18 +710,21 @@ impl Agent {
                     .saturating_duration_since(Instant::now())
                     .max(Duration::from_millis(100));
                 crate::metrics::incr("consul.rpc.request", 1);
-                match rpc::client::forward_apply(&self.http_client, &addr, cmd, left).await {
+                let sent =
+                    rpc::client::forward_apply(&self.calls, &self.http_client, &addr, cmd, left)
+                        .await;
+                match sent {
                     Ok(ForwardResult::Applied(resp)) => return Ok(resp),
                     Ok(ForwardResult::Failed(e)) => return Err(AgentError::Raft(e)),
                     Ok(ForwardResult::NotLeader { leader }) => hint = leader.map(|(_, a)| a),
-                    // Not connected: the write was never sent, so trying again is safe.
-                    Err(e) if e.is_connect() => {
+                    // Not sent, so trying again is safe.
+                    Err(rpc::client::ForwardError::NotSent(e)) => {
                         tracing::debug!(error = %e, server = %addr, "forwarding a write failed")
                     }
                     // Sent but no answer: it may have been applied; retrying could apply
                     // it twice (a check-and-set would then report failure for a write that
                     // happened), so the outcome is reported as unknown.
-                    Err(e) => {
+                    Err(rpc::client::ForwardError::NoAnswer(e)) => {
                         return Err(AgentError::Raft(format!(
                             "forwarding the write to {addr} failed; it may or may not have been applied: {e}"
                         )))

@@ -6,8 +6,9 @@
 //! [`STREAM_PROTOCOL`] (so it shares the port, and the TLS, of the other RPCs), on which
 //! each request is one frame and its answer the next frame back. Frames are a 4-byte
 //! big-endian length and that many bytes; a request's first byte is its kind
-//! ([`FRAME_APPEND`]) and the rest JSON, an answer is JSON. A broken or timed-out stream is
-//! dropped and the next call opens a new one. Votes and snapshots, rare and (snapshots)
+//! ([`FRAME_APPEND`]) and the rest JSON, an answer is JSON. A client returns its stream to
+//! an idle pool when dropped, for the next client of the same target. A broken or timed-out
+//! stream is dropped and the next call opens a new one. Votes and snapshots, rare and (snapshots)
 //! large, are JSON over plain HTTP requests; so are append-entries to a server that does not
 //! offer the stream (404).
 
@@ -23,12 +24,19 @@ use openraft::raft::{
 };
 use openraft::BasicNode;
 use serde::{de::DeserializeOwned, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
 /// The `Upgrade` protocol name of the append-entries stream.
 pub const STREAM_PROTOCOL: &str = "praetor-raft/1";
 /// The first byte of an append-entries request frame.
 pub const FRAME_APPEND: u8 = 1;
+/// The first byte of a forwarded write (a JSON `Command`; answered with a `ForwardResult`).
+pub const FRAME_APPLY: u8 = 2;
+/// The first byte of a read-index request (JSON `true` for `consistent`; answered with a
+/// `Result<u64, String>`).
+pub const FRAME_READ_INDEX: u8 = 3;
 /// The largest frame either side accepts (a batch of entries of large KV values and
 /// transactions stays far below it); a longer one ends the stream.
 pub const MAX_FRAME: usize = 256 * 1024 * 1024;
@@ -74,10 +82,20 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Opti
     Ok(Some(buf))
 }
 
-/// Creates one client per target server, sharing a connection pool.
+/// Streams left open by dropped clients, per target address.
+type IdleStreams = Arc<Mutex<HashMap<String, Vec<Stream>>>>;
+type Stream = BufReader<reqwest::Upgraded>;
+
+/// Idle streams kept per target, at most.
+const MAX_IDLE_STREAMS: usize = 4;
+
+/// Creates one client per target server, sharing a connection pool and the idle
+/// append-entries streams: openraft makes a new client for every round of leadership
+/// checks (each linearizable read), which must not cost a new connection.
 #[derive(Clone)]
 pub struct Network {
     client: reqwest::Client,
+    idle: IdleStreams,
 }
 
 impl Network {
@@ -89,6 +107,7 @@ impl Network {
                 .tcp_nodelay(true)
                 .build()
                 .unwrap_or_default(),
+            idle: IdleStreams::default(),
         }
     }
 }
@@ -99,6 +118,119 @@ impl Default for Network {
     }
 }
 
+/// Open a stream to the server at `addr`.
+async fn open_stream(client: &reqwest::Client, addr: &str) -> Result<Stream, StreamFailure> {
+    let url = crate::tls::rpc_url(addr, "/raft/stream");
+    let resp = client
+        .get(&url)
+        .header(reqwest::header::CONNECTION, "upgrade")
+        .header(reqwest::header::UPGRADE, STREAM_PROTOCOL)
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_connect() {
+                StreamFailure::Connect(e)
+            } else {
+                StreamFailure::Io(std::io::Error::other(e))
+            }
+        })?;
+    match resp.status() {
+        reqwest::StatusCode::SWITCHING_PROTOCOLS => {}
+        reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::METHOD_NOT_ALLOWED => {
+            return Err(StreamFailure::Unsupported)
+        }
+        s => {
+            return Err(StreamFailure::Io(std::io::Error::other(format!(
+                "the Raft stream was refused: {s}"
+            ))))
+        }
+    }
+    let up = resp
+        .upgrade()
+        .await
+        .map_err(|e| StreamFailure::Io(std::io::Error::other(e)))?;
+    Ok(BufReader::new(up))
+}
+
+/// Whether an idle stream is still open: nothing can be read from it (servers only answer,
+/// so anything readable is the end of the stream or garbage).
+fn still_open(s: &mut Stream) -> bool {
+    use futures_util::FutureExt;
+    use tokio::io::AsyncBufReadExt;
+    s.fill_buf().now_or_never().is_none()
+}
+
+/// How a call on a pooled stream failed.
+#[derive(Debug)]
+pub enum CallError {
+    /// The server does not offer the stream; use a plain request.
+    Unsupported,
+    /// The request was not (completely) sent: it cannot have taken effect.
+    NotSent(String),
+    /// Sent, but no answer came back: it may or may not have taken effect.
+    NoAnswer(String),
+}
+
+/// Streams for calls forwarded to a server (writes and read indexes), one call at a time
+/// per stream: a call takes an idle stream to its server (or opens one) and puts it back
+/// when answered, so forwarding costs neither a new connection nor an HTTP request.
+#[derive(Clone)]
+pub struct CallPool {
+    client: reqwest::Client,
+    idle: IdleStreams,
+}
+
+/// Idle forwarding streams kept per server, at most.
+const MAX_IDLE_CALL_STREAMS: usize = 64;
+
+impl CallPool {
+    /// A pool opening streams with `client` (the RPC client, TLS included).
+    pub fn new(client: reqwest::Client) -> Self {
+        CallPool {
+            client,
+            idle: IdleStreams::default(),
+        }
+    }
+
+    /// Send one request frame of `kind` to the server at `addr` and return its answer.
+    pub async fn call(&self, addr: &str, kind: u8, body: &[u8]) -> Result<Vec<u8>, CallError> {
+        let mut s = match self.take_idle(addr) {
+            Some(s) => s,
+            None => open_stream(&self.client, addr).await.map_err(|f| match f {
+                StreamFailure::Unsupported => CallError::Unsupported,
+                StreamFailure::Connect(e) => CallError::NotSent(e.to_string()),
+                StreamFailure::Io(e) => CallError::NotSent(e.to_string()),
+            })?,
+        };
+        // An incomplete frame is refused whole by the server.
+        write_frame(&mut s, &[kind], body)
+            .await
+            .map_err(|e| CallError::NotSent(e.to_string()))?;
+        let answer = read_frame(&mut s)
+            .await
+            .map_err(|e| CallError::NoAnswer(e.to_string()))?
+            .ok_or_else(|| CallError::NoAnswer("the stream was closed".into()))?;
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let streams = idle.entry(addr.to_string()).or_default();
+        if streams.len() < MAX_IDLE_CALL_STREAMS {
+            streams.push(s);
+        }
+        Ok(answer)
+    }
+
+    /// An idle stream to `addr` that is still open (closed ones are dropped).
+    fn take_idle(&self, addr: &str) -> Option<Stream> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let streams = idle.get_mut(addr)?;
+        while let Some(mut s) = streams.pop() {
+            if still_open(&mut s) {
+                return Some(s);
+            }
+        }
+        None
+    }
+}
+
 /// A client for one target server.
 pub struct Conn {
     client: reqwest::Client,
@@ -106,7 +238,9 @@ pub struct Conn {
     addr: String,
     /// The open append-entries stream, if any (in a mutex only to make `Conn` `Sync`, as
     /// openraft asks; every use goes through `&mut self` and `get_mut`, without locking).
-    stream: std::sync::Mutex<Option<BufReader<reqwest::Upgraded>>>,
+    stream: Mutex<Option<Stream>>,
+    /// Where the stream goes when this client is dropped.
+    idle: IdleStreams,
     /// The target answered 404 to the stream: use plain requests.
     no_stream: bool,
 }
@@ -119,7 +253,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             client: self.client.clone(),
             target,
             addr: node.addr.clone(),
-            stream: std::sync::Mutex::new(None),
+            stream: Mutex::new(None),
+            idle: self.idle.clone(),
             no_stream: false,
         }
     }
@@ -171,73 +306,74 @@ impl Conn {
 }
 
 impl Conn {
-    fn stream_slot(&mut self) -> &mut Option<BufReader<reqwest::Upgraded>> {
+    fn stream_slot(&mut self) -> &mut Option<Stream> {
         // No other thread can hold the lock: `&mut self` is exclusive.
         self.stream
             .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Open the append-entries stream to the target.
-    async fn open_stream(&self) -> Result<BufReader<reqwest::Upgraded>, StreamFailure> {
-        let url = crate::tls::rpc_url(&self.addr, "/raft/stream");
-        let resp = self
-            .client
-            .get(&url)
-            .header(reqwest::header::CONNECTION, "upgrade")
-            .header(reqwest::header::UPGRADE, STREAM_PROTOCOL)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_connect() {
-                    StreamFailure::Connect(e)
-                } else {
-                    StreamFailure::Io(std::io::Error::other(e))
-                }
-            })?;
-        match resp.status() {
-            reqwest::StatusCode::SWITCHING_PROTOCOLS => {}
-            reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::METHOD_NOT_ALLOWED => {
-                return Err(StreamFailure::Unsupported)
-            }
-            s => {
-                return Err(StreamFailure::Io(std::io::Error::other(format!(
-                    "the Raft stream was refused: {s}"
-                ))))
-            }
-        }
-        let up = resp
-            .upgrade()
-            .await
-            .map_err(|e| StreamFailure::Io(std::io::Error::other(e)))?;
-        Ok(BufReader::new(up))
+    /// An idle stream to the target that another client left.
+    fn idle_stream(&self) -> Option<Stream> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.get_mut(&self.addr).and_then(Vec::pop)
     }
 
-    /// One append-entries exchange on the stream (opened first when needed).
+    /// One append-entries exchange on this client's stream, else on an idle one, else on a
+    /// new one. A stream that was already open may have been closed meanwhile (its target
+    /// restarted): the exchange is tried once more on a new stream (append-entries are
+    /// idempotent).
     async fn stream_append(
         &mut self,
         body: &[u8],
     ) -> Result<Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>, StreamFailure> {
-        if self.stream_slot().is_none() {
-            let opened = self.open_stream().await?;
-            *self.stream_slot() = Some(opened);
-        }
-        let Some(s) = self.stream_slot().as_mut() else {
-            return Err(StreamFailure::Unsupported);
+        let held = match self.stream_slot().take() {
+            Some(s) => Some(s),
+            None => self.idle_stream(),
         };
-        write_frame(s, &[FRAME_APPEND], body)
-            .await
-            .map_err(StreamFailure::Io)?;
-        let answer = read_frame(s)
-            .await
-            .map_err(StreamFailure::Io)?
-            .ok_or_else(|| {
-                StreamFailure::Io(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the Raft stream was closed",
-                ))
-            })?;
-        serde_json::from_slice(&answer).map_err(|e| StreamFailure::Io(e.into()))
+        let mut s = match held {
+            Some(mut s) => match exchange(&mut s, body).await {
+                Ok(answer) => {
+                    *self.stream_slot() = Some(s);
+                    return Ok(answer);
+                }
+                Err(e) => {
+                    tracing::debug!(target = self.target, error = %e, "Raft stream lost; reopening");
+                    open_stream(&self.client, &self.addr).await?
+                }
+            },
+            None => open_stream(&self.client, &self.addr).await?,
+        };
+        let answer = exchange(&mut s, body).await.map_err(StreamFailure::Io)?;
+        *self.stream_slot() = Some(s);
+        Ok(answer)
+    }
+}
+
+/// Send one append-entries frame and read its answer.
+async fn exchange(
+    s: &mut Stream,
+    body: &[u8],
+) -> std::io::Result<Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>> {
+    write_frame(s, &[FRAME_APPEND], body).await?;
+    let answer = read_frame(s).await?.ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the Raft stream was closed",
+        )
+    })?;
+    serde_json::from_slice(&answer).map_err(Into::into)
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(s) = self.stream_slot().take() {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            let streams = idle.entry(self.addr.clone()).or_default();
+            if streams.len() < MAX_IDLE_STREAMS {
+                streams.push(s);
+            }
+        }
     }
 }
 

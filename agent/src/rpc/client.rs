@@ -1,44 +1,94 @@
 //! Calls to another server's RPC port.
 
 use super::{ForwardResult, NodeView, RaftState};
+use crate::raft::network::{CallError, CallPool, FRAME_APPLY, FRAME_READ_INDEX};
 use crate::raft::Command;
 use crate::types::Session;
 use std::time::Duration;
 
-/// Send a write to the server at `addr`, waiting at most `timeout`.
+/// How a forwarded write ended without an answer.
+#[derive(Debug)]
+pub enum ForwardError {
+    /// It was never (completely) sent: trying again cannot apply it twice.
+    NotSent(String),
+    /// Sent, but no answer came: it may or may not have been applied.
+    NoAnswer(String),
+}
+
+/// Send a write to the server at `addr` over a pooled stream (a plain request to a server
+/// without streams), waiting at most `timeout`.
 pub async fn forward_apply(
+    calls: &CallPool,
     client: &reqwest::Client,
     addr: &str,
     cmd: &Command,
     timeout: Duration,
-) -> Result<ForwardResult, reqwest::Error> {
-    client
-        .post(crate::tls::rpc_url(addr, "/rpc/apply"))
-        .timeout(timeout)
-        .json(cmd)
-        .send()
-        .await?
-        .json()
-        .await
+) -> Result<ForwardResult, ForwardError> {
+    let body = serde_json::to_vec(cmd).map_err(|e| ForwardError::NotSent(e.to_string()))?;
+    let answer = match tokio::time::timeout(timeout, calls.call(addr, FRAME_APPLY, &body)).await {
+        Err(_) => return Err(ForwardError::NoAnswer("timed out".into())),
+        Ok(Ok(answer)) => answer,
+        Ok(Err(CallError::NotSent(e))) => return Err(ForwardError::NotSent(e)),
+        Ok(Err(CallError::NoAnswer(e))) => return Err(ForwardError::NoAnswer(e)),
+        Ok(Err(CallError::Unsupported)) => {
+            let sent = client
+                .post(crate::tls::rpc_url(addr, "/rpc/apply"))
+                .timeout(timeout)
+                .json(cmd)
+                .send()
+                .await;
+            let resp = sent.map_err(|e| {
+                if e.is_connect() {
+                    ForwardError::NotSent(e.to_string())
+                } else {
+                    ForwardError::NoAnswer(e.to_string())
+                }
+            })?;
+            return resp
+                .json()
+                .await
+                .map_err(|e| ForwardError::NoAnswer(e.to_string()));
+        }
+    };
+    serde_json::from_slice(&answer).map_err(|e| ForwardError::NoAnswer(e.to_string()))
 }
 
-/// Ask the leader at `addr` for its read index.
+/// Ask the leader at `addr` for its read index (over a pooled stream, or a plain request to
+/// a server without streams); the error says why there is none.
 pub async fn read_index(
+    calls: &CallPool,
     client: &reqwest::Client,
     addr: &str,
     consistent: bool,
-) -> Result<Result<u64, String>, reqwest::Error> {
-    let mode = if consistent { "consistent" } else { "leader" };
-    client
-        .get(crate::tls::rpc_url(
-            addr,
-            &format!("/rpc/read-index/{mode}"),
-        ))
-        .timeout(crate::agent::RPC_HOLD_TIMEOUT)
-        .send()
-        .await?
-        .json()
-        .await
+) -> Result<u64, String> {
+    let body = if consistent {
+        b"true".as_slice()
+    } else {
+        b"false".as_slice()
+    };
+    let call = calls.call(addr, FRAME_READ_INDEX, body);
+    match tokio::time::timeout(crate::agent::RPC_HOLD_TIMEOUT, call).await {
+        Err(_) => Err("timed out asking the leader for its index".into()),
+        Ok(Ok(answer)) => {
+            serde_json::from_slice::<Result<u64, String>>(&answer).map_err(|e| e.to_string())?
+        }
+        Ok(Err(CallError::NotSent(e) | CallError::NoAnswer(e))) => Err(e),
+        Ok(Err(CallError::Unsupported)) => {
+            let mode = if consistent { "consistent" } else { "leader" };
+            let resp = client
+                .get(crate::tls::rpc_url(
+                    addr,
+                    &format!("/rpc/read-index/{mode}"),
+                ))
+                .timeout(crate::agent::RPC_HOLD_TIMEOUT)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            resp.json::<Result<u64, String>>()
+                .await
+                .map_err(|e| e.to_string())?
+        }
+    }
 }
 
 /// Renew a session on the leader at `addr`.

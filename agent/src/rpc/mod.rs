@@ -7,7 +7,9 @@
 
 pub mod client;
 
-use crate::raft::network::{read_frame, write_frame, FRAME_APPEND, STREAM_PROTOCOL};
+use crate::raft::network::{
+    read_frame, write_frame, FRAME_APPEND, FRAME_APPLY, FRAME_READ_INDEX, STREAM_PROTOCOL,
+};
 use crate::raft::typ::{NodeId, Raft};
 use crate::raft::{Command, CommandResponse, TypeConfig};
 use crate::types::{HealthCheck, Node, NodeService, Session};
@@ -131,8 +133,13 @@ async fn stream<B: RpcBackend>(
         .into_response()
 }
 
-/// Answer append-entries frames in order until the peer closes the stream or sends
-/// something that is not one.
+/// Log an undecodable frame (the stream is then closed).
+fn refuse(what: &str, e: serde_json::Error) {
+    tracing::warn!(error = %e, "RPC stream: undecodable {what}; closing the stream");
+}
+
+/// Answer frames (append-entries, forwarded writes, read indexes) in order until the peer
+/// closes the stream or sends something that is not one.
 async fn serve_stream<B: RpcBackend, IO>(b: Arc<B>, io: IO)
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -147,30 +154,41 @@ where
                 return;
             }
         };
-        let req = match frame.split_first() {
+        let out = match frame.split_first() {
             Some((&FRAME_APPEND, body)) => {
-                serde_json::from_slice::<AppendEntriesRequest<TypeConfig>>(body)
+                let req = match serde_json::from_slice::<AppendEntriesRequest<TypeConfig>>(body) {
+                    Ok(r) => r,
+                    Err(e) => return refuse("append-entries", e),
+                };
+                let answer = match b.raft() {
+                    Some(r) => r.append_entries(req).await,
+                    None => Err(no_raft()),
+                };
+                serde_json::to_vec(&answer)
+            }
+            Some((&FRAME_APPLY, body)) => {
+                let cmd = match serde_json::from_slice::<Command>(body) {
+                    Ok(c) => c,
+                    Err(e) => return refuse("forwarded write", e),
+                };
+                serde_json::to_vec(&b.apply_local(cmd).await)
+            }
+            Some((&FRAME_READ_INDEX, body)) => {
+                let consistent = match serde_json::from_slice::<bool>(body) {
+                    Ok(c) => c,
+                    Err(e) => return refuse("read-index request", e),
+                };
+                serde_json::to_vec(&b.read_index(consistent).await)
             }
             _ => {
-                tracing::warn!("Raft stream: unknown frame kind; closing the stream");
+                tracing::warn!("RPC stream: unknown frame kind; closing the stream");
                 return;
             }
         };
-        let req = match req {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "Raft stream: undecodable append-entries; closing the stream");
-                return;
-            }
-        };
-        let answer = match b.raft() {
-            Some(r) => r.append_entries(req).await,
-            None => Err(no_raft()),
-        };
-        let out = match serde_json::to_vec(&answer) {
+        let out = match out {
             Ok(o) => o,
             Err(e) => {
-                tracing::warn!(error = %e, "Raft stream: answer not encodable");
+                tracing::warn!(error = %e, "RPC stream: answer not encodable");
                 return;
             }
         };
@@ -367,6 +385,33 @@ mod tests {
         answered_through("/raft/append", post(append::<NoRaft>)).await;
     }
 
+    #[tokio::test]
+    async fn clients_of_one_target_share_its_stream() {
+        // openraft makes a new client for every leadership check: count the upgrades.
+        static UPGRADES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        async fn count(
+            req: axum::extract::Request,
+            next: axum::middleware::Next,
+        ) -> axum::response::Response {
+            UPGRADES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            next.run(req).await
+        }
+        let router = Router::new()
+            .route("/raft/stream", get(stream::<NoRaft>))
+            .layer(axum::middleware::from_fn(count))
+            .with_state(Arc::new(NoRaft));
+        let addr = serve(router).await;
+        let network = Network::new();
+        for _ in 0..5 {
+            let mut c = network.clone().new_client(2, &BasicNode::new(&addr)).await;
+            let r = c
+                .append_entries(heartbeat(), RPCOption::new(Duration::from_secs(5)))
+                .await;
+            assert!(is_stopped(r));
+        }
+        assert_eq!(UPGRADES.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
     /// A server on its own runtime, so that dropping it ends every task it started (its
     /// streams too), as the death of a process would.
     fn server_process(addr: &str) -> tokio::runtime::Runtime {
@@ -406,6 +451,74 @@ mod tests {
         // It comes back on the same address: the next call opens a new stream.
         let rt = tokio::task::block_in_place(|| server_process(&addr));
         assert!(is_stopped(c.append_entries(heartbeat(), opt()).await));
+        tokio::task::block_in_place(move || drop(rt));
+    }
+
+    fn a_write() -> Command {
+        Command::KvDelete {
+            key: "k".into(),
+            cas: None,
+        }
+    }
+
+    /// A forwarded write and a read index through `router`, answered by `NoRaft`.
+    async fn forwarded_through(router: Router) {
+        let addr = serve(router).await;
+        let calls = crate::raft::network::CallPool::new(reqwest::Client::new());
+        let http = reqwest::Client::new();
+        for _ in 0..3 {
+            let r = client::forward_apply(&calls, &http, &addr, &a_write(), Duration::from_secs(5))
+                .await;
+            assert!(
+                matches!(&r, Ok(ForwardResult::Failed(e)) if e == "no raft"),
+                "{r:?}"
+            );
+            let r = client::read_index(&calls, &http, &addr, true).await;
+            assert_eq!(r, Err("no raft".to_string()));
+        }
+    }
+
+    #[tokio::test]
+    async fn forwarded_writes_and_read_indexes_travel_over_streams() {
+        forwarded_through(
+            Router::new()
+                .route("/raft/stream", get(stream::<NoRaft>))
+                .with_state(Arc::new(NoRaft)),
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn forwarded_calls_fall_back_to_requests_without_streams() {
+        forwarded_through(
+            Router::new()
+                .route("/rpc/apply", post(apply::<NoRaft>))
+                .route("/rpc/read-index/{mode}", get(read_index::<NoRaft>))
+                .with_state(Arc::new(NoRaft)),
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_forwarded_write_after_a_server_restart_is_sent_on_a_new_stream() {
+        let addr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().to_string()
+        };
+        let calls = crate::raft::network::CallPool::new(reqwest::Client::new());
+        let http = reqwest::Client::new();
+        let cmd = a_write();
+        let send = || client::forward_apply(&calls, &http, &addr, &cmd, Duration::from_secs(5));
+        let rt = tokio::task::block_in_place(|| server_process(&addr));
+        assert!(matches!(send().await, Ok(ForwardResult::Failed(_))));
+        tokio::task::block_in_place(move || drop(rt));
+        // While it is down the write is known not to have been sent.
+        let r = send().await;
+        assert!(matches!(r, Err(client::ForwardError::NotSent(_))), "{r:?}");
+        // Back up: the idle stream to the old process is noticed closed, not used.
+        let rt = tokio::task::block_in_place(|| server_process(&addr));
+        let r = send().await;
+        assert!(matches!(r, Ok(ForwardResult::Failed(_))), "{r:?}");
         tokio::task::block_in_place(move || drop(rt));
     }
 

@@ -223,10 +223,12 @@ where
 
 async fn kv(args: &[String]) -> Result<(), Error> {
     let [system, op, addrs, conc, secs, rest @ ..] = args else {
-        return Err("usage: kv SYSTEM OP ADDRS CONCURRENCY SECONDS [VALUE_SIZE]".into());
+        return Err("usage: kv SYSTEM OP ADDRS CONCURRENCY SECONDS [VALUE_SIZE [VIA]]".into());
     };
     let addrs: Vec<String> = addrs.split(',').map(str::to_string).collect();
     let size: usize = rest.first().map(|s| s.parse()).transpose()?.unwrap_or(256);
+    // Which servers the clients talk to (`leader`, `follower`; default `all`), for the report.
+    let via = rest.get(1).map(String::as_str).unwrap_or("all");
     let value: Arc<Vec<u8>> = Arc::new((0..size).map(|i| b'a' + (i % 26) as u8).collect());
     let keys = 1000u64;
     let (etcd, write) = (system == "etcd", op == "write");
@@ -261,7 +263,7 @@ async fn kv(args: &[String]) -> Result<(), Error> {
     report(
         "kv",
         &format!(
-            "\"system\":\"{system}\",\"op\":\"{op}\",\"concurrency\":{conc},\"value_size\":{size},"
+            "\"system\":\"{system}\",\"op\":\"{op}\",\"concurrency\":{conc},\"value_size\":{size},\"via\":\"{via}\","
         ),
         stats,
         secs.parse()?,
