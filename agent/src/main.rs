@@ -5,6 +5,7 @@
 /// once, a fifth of the agent's time went to glibc's chunk coalescing (`malloc_consolidate`,
 /// `unlink_chunk`); with jemalloc they are all answered in 0.86-0.90 s instead of 1.07-1.17 s
 /// (docs/benchmarks.md).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

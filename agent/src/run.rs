@@ -192,7 +192,8 @@ async fn run(cfg: RuntimeConfig) -> i32 {
                 // through one multiplexed connection as Consul's RPC, so Consul's
                 // `rpc_max_conns_per_client` of 100 would refuse forwarded load.
                 Some(conf) => crate::http::serve_tls(l, conf, router, None, stop).await,
-                None => axum::serve(l, router).await,
+                // As for the HTTP listener: no per-connection rebuild of the routes.
+                None => axum::serve(l, router.into_make_service()).await,
             };
             if let Err(e) = r {
                 tracing::error!(error = %e, "server RPC listener failed");

