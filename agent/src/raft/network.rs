@@ -386,11 +386,17 @@ impl RaftNetwork<TypeConfig> for Conn {
         if !self.no_stream {
             let body =
                 serde_json::to_vec(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+            let started = std::time::Instant::now();
             let res = tokio::time::timeout(option.hard_ttl(), self.stream_append(&body)).await;
             let failure = match res {
                 Ok(Ok(answer)) => {
+                    // Consul's timer of an append-entries round trip to a follower.
+                    crate::metrics::sample(
+                        "consul.raft.replication.appendEntries.rpc",
+                        started.elapsed(),
+                    );
                     return answer
-                        .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+                        .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)));
                 }
                 Ok(Err(f)) => f,
                 Err(elapsed) => StreamFailure::Io(elapsed.into()),

@@ -160,10 +160,13 @@ where
                     Ok(r) => r,
                     Err(e) => return refuse("append-entries", e),
                 };
+                let started = std::time::Instant::now();
                 let answer = match b.raft() {
                     Some(r) => r.append_entries(req).await,
                     None => Err(no_raft()),
                 };
+                // Consul's timer of handling an append-entries on a follower.
+                crate::metrics::sample("consul.raft.rpc.appendEntries", started.elapsed());
                 serde_json::to_vec(&answer)
             }
             Some((&FRAME_APPLY, body)) => {

@@ -111,8 +111,24 @@ fn three_servers_two_clients_failover_and_catch_up() {
         5
     );
 
-    // kill the leader: a new one takes writes
+    // replication is timed as Consul times it: round trips on the leader, handling on
+    // the followers
     let li = wait_until(LONG, "a leader", || leader_of(&servers)).to_owned();
+    let samples = |n: &Node| -> Vec<String> {
+        get(n, "/v1/agent/metrics").json()["Samples"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s["Name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(samples(servers[li]).contains(&"consul.raft.replication.appendEntries.rpc".to_string()));
+    let follower = servers[(li + 1) % 3];
+    assert!(samples(follower).contains(&"consul.raft.rpc.appendEntries".to_string()));
+
+    // kill the leader: a new one takes writes
     let mut nodes = vec![s1, s2, s3];
     let mut old_leader = nodes.remove(li);
     old_leader.kill();
