@@ -362,6 +362,7 @@ impl Agent {
             modify_index: 0,
         };
         let (shutdown, _) = tokio::sync::watch::channel(false);
+        let http_client = crate::tls::rpc_client().build().unwrap_or_default();
         let agent = Arc::new(Agent {
             node_name: cfg.node_name.clone(),
             datacenter: cfg.datacenter.clone(),
@@ -384,13 +385,9 @@ impl Agent {
             session_timers: Mutex::new(HashMap::new()),
             ttl_timers: Default::default(),
             checks: Default::default(),
-            http_client: crate::tls::rpc_client().build().unwrap_or_default(),
-            calls: crate::raft::network::CallPool::new(
-                crate::tls::rpc_client()
-                    .tcp_nodelay(true)
-                    .build()
-                    .unwrap_or_default(),
-            ),
+            // Forwarding streams are opened (upgraded) by the same client.
+            calls: crate::raft::network::CallPool::new(http_client.clone()),
+            http_client,
             rpc_addr,
             started: Instant::now(),
             data_dir: data_dir.clone(),

@@ -33,15 +33,22 @@ impl std::ops::Deref for Authz {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Authz {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+impl Authz {
+    /// The authorizer the front layer left in a request's parts.
+    pub fn of(parts: &Parts) -> Result<Self, ApiError> {
         parts
             .extensions
             .get::<Authz>()
             .cloned()
             .ok_or_else(|| ApiError::internal("request was not authorized"))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Authz {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Authz::of(parts)
     }
 }
 

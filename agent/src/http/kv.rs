@@ -80,11 +80,7 @@ fn respond(r: ApiResult) -> Result<Response, Infallible> {
 /// Check what can be checked at once and start the method's future.
 fn dispatch(agent: AppState, req: Request) -> Result<KvFuture, ApiError> {
     let (parts, body) = req.into_parts();
-    let a = parts
-        .extensions
-        .get::<Authz>()
-        .cloned()
-        .ok_or_else(|| ApiError::internal("request was not authorized"))?;
+    let a = Authz::of(&parts)?;
     let p = Params::from_parts(parts.uri.path(), parts.uri.query(), &parts.headers);
     let key = p.rest("/v1/kv/");
     super::check_dc(&agent, &p.query_options()?)?;

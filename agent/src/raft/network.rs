@@ -8,9 +8,10 @@
 //! big-endian length and that many bytes; a request's first byte is its kind
 //! ([`FRAME_APPEND`]) and the rest JSON, an answer is JSON. A client returns its stream to
 //! an idle pool when dropped, for the next client of the same target. A broken or timed-out
-//! stream is dropped and the next call opens a new one. Votes and snapshots, rare and (snapshots)
-//! large, are JSON over plain HTTP requests; so are append-entries to a server that does not
-//! offer the stream (404).
+//! stream is dropped and the next call opens a new one. Followers forward writes and read
+//! indexes to the leader the same way ([`CallPool`], [`FRAME_APPLY`], [`FRAME_READ_INDEX`]).
+//! Votes and snapshots, rare and (snapshots) large, are JSON over plain HTTP requests; so
+//! are append-entries to a server that does not offer the stream (404).
 
 use super::typ::NodeId;
 use super::TypeConfig;
@@ -82,11 +83,47 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Opti
     Ok(Some(buf))
 }
 
-/// Streams left open by dropped clients, per target address.
-type IdleStreams = Arc<Mutex<HashMap<String, Vec<Stream>>>>;
 type Stream = BufReader<reqwest::Upgraded>;
 
-/// Idle streams kept per target, at most.
+/// Idle streams per server address, shared by the clients of a pool; at most `cap` are kept
+/// per server, and one found closed is dropped rather than handed out.
+#[derive(Clone)]
+struct StreamPool {
+    idle: Arc<Mutex<HashMap<String, Vec<Stream>>>>,
+    cap: usize,
+}
+
+impl StreamPool {
+    fn new(cap: usize) -> Self {
+        StreamPool {
+            idle: Arc::default(),
+            cap,
+        }
+    }
+
+    /// An idle stream to `addr` that is still open.
+    fn take(&self, addr: &str) -> Option<Stream> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let streams = idle.get_mut(addr)?;
+        while let Some(mut s) = streams.pop() {
+            if still_open(&mut s) {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    /// Keep `s` for the next call to `addr` (unless `cap` streams already wait).
+    fn put(&self, addr: &str, s: Stream) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let streams = idle.entry(addr.to_string()).or_default();
+        if streams.len() < self.cap {
+            streams.push(s);
+        }
+    }
+}
+
+/// Idle append-entries streams kept per target, at most.
 const MAX_IDLE_STREAMS: usize = 4;
 
 /// Creates one client per target server, sharing a connection pool and the idle
@@ -95,7 +132,7 @@ const MAX_IDLE_STREAMS: usize = 4;
 #[derive(Clone)]
 pub struct Network {
     client: reqwest::Client,
-    idle: IdleStreams,
+    idle: StreamPool,
 }
 
 impl Network {
@@ -107,7 +144,7 @@ impl Network {
                 .tcp_nodelay(true)
                 .build()
                 .unwrap_or_default(),
-            idle: IdleStreams::default(),
+            idle: StreamPool::new(MAX_IDLE_STREAMS),
         }
     }
 }
@@ -177,7 +214,7 @@ pub enum CallError {
 #[derive(Clone)]
 pub struct CallPool {
     client: reqwest::Client,
-    idle: IdleStreams,
+    idle: StreamPool,
 }
 
 /// Idle forwarding streams kept per server, at most.
@@ -188,13 +225,13 @@ impl CallPool {
     pub fn new(client: reqwest::Client) -> Self {
         CallPool {
             client,
-            idle: IdleStreams::default(),
+            idle: StreamPool::new(MAX_IDLE_CALL_STREAMS),
         }
     }
 
     /// Send one request frame of `kind` to the server at `addr` and return its answer.
     pub async fn call(&self, addr: &str, kind: u8, body: &[u8]) -> Result<Vec<u8>, CallError> {
-        let mut s = match self.take_idle(addr) {
+        let mut s = match self.idle.take(addr) {
             Some(s) => s,
             None => open_stream(&self.client, addr).await.map_err(|f| match f {
                 StreamFailure::Unsupported => CallError::Unsupported,
@@ -210,24 +247,8 @@ impl CallPool {
             .await
             .map_err(|e| CallError::NoAnswer(e.to_string()))?
             .ok_or_else(|| CallError::NoAnswer("the stream was closed".into()))?;
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let streams = idle.entry(addr.to_string()).or_default();
-        if streams.len() < MAX_IDLE_CALL_STREAMS {
-            streams.push(s);
-        }
+        self.idle.put(addr, s);
         Ok(answer)
-    }
-
-    /// An idle stream to `addr` that is still open (closed ones are dropped).
-    fn take_idle(&self, addr: &str) -> Option<Stream> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let streams = idle.get_mut(addr)?;
-        while let Some(mut s) = streams.pop() {
-            if still_open(&mut s) {
-                return Some(s);
-            }
-        }
-        None
     }
 }
 
@@ -240,7 +261,7 @@ pub struct Conn {
     /// openraft asks; every use goes through `&mut self` and `get_mut`, without locking).
     stream: Mutex<Option<Stream>>,
     /// Where the stream goes when this client is dropped.
-    idle: IdleStreams,
+    idle: StreamPool,
     /// The target answered 404 to the stream: use plain requests.
     no_stream: bool,
 }
@@ -313,12 +334,6 @@ impl Conn {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// An idle stream to the target that another client left.
-    fn idle_stream(&self) -> Option<Stream> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        idle.get_mut(&self.addr).and_then(Vec::pop)
-    }
-
     /// One append-entries exchange on this client's stream, else on an idle one, else on a
     /// new one. A stream that was already open may have been closed meanwhile (its target
     /// restarted): the exchange is tried once more on a new stream (append-entries are
@@ -329,7 +344,7 @@ impl Conn {
     ) -> Result<Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>, StreamFailure> {
         let held = match self.stream_slot().take() {
             Some(s) => Some(s),
-            None => self.idle_stream(),
+            None => self.idle.take(&self.addr),
         };
         let mut s = match held {
             Some(mut s) => match exchange(&mut s, body).await {
@@ -368,11 +383,7 @@ async fn exchange(
 impl Drop for Conn {
     fn drop(&mut self) {
         if let Some(s) = self.stream_slot().take() {
-            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-            let streams = idle.entry(self.addr.clone()).or_default();
-            if streams.len() < MAX_IDLE_STREAMS {
-                streams.push(s);
-            }
+            self.idle.put(&self.addr, s);
         }
     }
 }

@@ -2,8 +2,8 @@
 //! messages, writes forwarded to the leader, read barriers for followers, session renewals
 //! (TTL timers live on the leader), and the catalog view client agents sync against.
 //! JSON over HTTP/1.1; the handlers only decode and call the backend (the agent). Raft's
-//! append-entries also come over a long-lived upgraded stream (`/raft/stream`, framing in
-//! [`crate::raft::network`]).
+//! append-entries, forwarded writes and read indexes also come over long-lived upgraded
+//! streams (`/raft/stream`, framing in [`crate::raft::network`]).
 
 pub mod client;
 
@@ -95,13 +95,25 @@ async fn append<B: RpcBackend>(
     State(b): State<Arc<B>>,
     Json(req): Json<AppendEntriesRequest<TypeConfig>>,
 ) -> Json<Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>> {
-    match b.raft() {
-        Some(r) => Json(r.append_entries(req).await),
-        None => Json(Err(no_raft())),
-    }
+    Json(append_entries(&*b, req).await)
 }
 
-/// Upgrade the connection to the append-entries stream and serve it on its own task.
+/// Hand append-entries to this server's Raft (from a request or a stream), timed as Consul
+/// times it on a follower.
+async fn append_entries<B: RpcBackend>(
+    b: &B,
+    req: AppendEntriesRequest<TypeConfig>,
+) -> Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
+    let started = std::time::Instant::now();
+    let answer = match b.raft() {
+        Some(r) => r.append_entries(req).await,
+        None => Err(no_raft()),
+    };
+    crate::metrics::sample("consul.raft.rpc.appendEntries", started.elapsed());
+    answer
+}
+
+/// Upgrade the connection to an RPC stream and serve it on its own task.
 async fn stream<B: RpcBackend>(
     State(b): State<Arc<B>>,
     mut req: axum::extract::Request,
@@ -120,7 +132,7 @@ async fn stream<B: RpcBackend>(
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(up) => serve_stream(b, hyper_util::rt::TokioIo::new(up)).await,
-            Err(e) => tracing::debug!(error = %e, "Raft stream upgrade failed"),
+            Err(e) => tracing::debug!(error = %e, "RPC stream upgrade failed"),
         }
     });
     (
@@ -150,7 +162,7 @@ where
             Ok(Some(f)) => f,
             Ok(None) => return,
             Err(e) => {
-                tracing::debug!(error = %e, "Raft stream read failed");
+                tracing::debug!(error = %e, "RPC stream read failed");
                 return;
             }
         };
@@ -160,14 +172,7 @@ where
                     Ok(r) => r,
                     Err(e) => return refuse("append-entries", e),
                 };
-                let started = std::time::Instant::now();
-                let answer = match b.raft() {
-                    Some(r) => r.append_entries(req).await,
-                    None => Err(no_raft()),
-                };
-                // Consul's timer of handling an append-entries on a follower.
-                crate::metrics::sample("consul.raft.rpc.appendEntries", started.elapsed());
-                serde_json::to_vec(&answer)
+                serde_json::to_vec(&append_entries(&*b, req).await)
             }
             Some((&FRAME_APPLY, body)) => {
                 let cmd = match serde_json::from_slice::<Command>(body) {
@@ -196,7 +201,7 @@ where
             }
         };
         if let Err(e) = write_frame(&mut io, &[], &out).await {
-            tracing::debug!(error = %e, "Raft stream write failed");
+            tracing::debug!(error = %e, "RPC stream write failed");
             return;
         }
     }
