@@ -2,9 +2,9 @@
 # Images for Kubernetes (see docs/kubernetes.md):
 #   docker build --target praetor  -t ghcr.io/praetor-dev/praetor:0.1.0 .
 #   docker build --target operator -t ghcr.io/praetor-dev/praetor-operator:0.1.0 .
-# `praetor` links Debian bookworm's librocksdb 7.8 (see docs/build.md: rocksdb 0.20 against
-# the system library builds in seconds; the bundled C++ build takes ~25 minutes), so the
-# runtime image installs librocksdb7.8. The operator does not link RocksDB at all.
+# `praetor` links Debian bookworm's static librocksdb 7.8 (see docs/build.md: rocksdb 0.20
+# against the system library builds in seconds; the bundled C++ build takes ~25 minutes),
+# so the runtime image needs no RocksDB package. The operator does not link RocksDB at all.
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
@@ -37,11 +37,12 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 # ---- the agent image: servers and injected sidecars ----
 FROM docker.io/library/debian:${DEBIAN_RELEASE}-slim AS praetor
-# librocksdb7.8 and liblz4-1: linked by praetor. curl: the server readiness probe checks
+# RocksDB and its compression libraries are linked into praetor statically; libstdc++6
+# comes with the base image. curl: the server readiness probe checks
 # /v1/status/leader. The sidecar's start script needs /bin/sh (part of the base image).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      librocksdb7.8 liblz4-1 ca-certificates curl \
+      ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 1000 praetor \
  && useradd --uid 1000 --gid 1000 --no-create-home --home-dir /praetor --shell /usr/sbin/nologin praetor \

@@ -294,7 +294,14 @@ bench_scale() {
 
 bench_footprint() {
   log "Footprint: agent -dev start-to-leader time and idle RSS"
-  "$L" ready "$P" 5 | record
+  # How many of the functions in agent/link-order.txt the binary still has (renamed or
+  # removed ones lose their place; bench/link-order.sh rewrites the file).
+  local total found
+  total=$(grep -c . agent/link-order.txt || true)
+  found=$(LC_ALL=C comm -12 <(nm "$P" | awk '{print $NF}' | LC_ALL=C sort -u) \
+    <(LC_ALL=C sort -u agent/link-order.txt) | wc -l)
+  "$L" ready "$P" 5 | jq -c --argjson f "$found" --argjson t "$total" \
+    '. + {link_order_found: $f, link_order_total: $t}' | record
 }
 
 bench_failover() {

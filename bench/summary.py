@@ -107,6 +107,9 @@ def main(path):
                    f"(target < 100 ms: {ok(fp['ready_ms_median'] < 100)}); all: {fp['ready_ms_all']}")
         out.append(f"- idle `agent -dev` RSS after 5 s: {fp['idle_rss_kib_median'] / 1024:.1f} MiB "
                    f"(target < 20 MiB: {ok(fp['idle_rss_kib_median'] < 20 * 1024)})")
+        if "link_order_total" in fp:
+            out.append(f"- functions of `agent/link-order.txt` present in the binary: "
+                       f"{fp['link_order_found']} of {fp['link_order_total']}")
         out.append("")
     fo = next((r for r in rows if r["bench"] == "failover"), None)
     if fo:
