@@ -175,8 +175,8 @@ impl Drop for ConnGuard {
     }
 }
 
-/// A TCP listener for `axum::serve` that enforces the per-client connection limit and
-/// hands out [`LimitedIo`] connections carrying the header deadline.
+/// A TCP listener for the HTTP API (`plain_serve`) that enforces the per-client connection
+/// limit and hands out [`LimitedIo`] connections carrying the header deadline.
 pub struct LimitedListener {
     inner: TcpListener,
     counts: ConnCounts,
@@ -326,6 +326,17 @@ impl LimitedIo {
             sleep: Box::pin(tokio::time::sleep_until(deadline)),
             tail: 0,
         }
+    }
+
+    /// Until when the current request's header block may take.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Wait for the first bytes and copy them into `buf` without taking them from the
+    /// socket; 0 when the client closed.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.peek(buf).await
     }
 
     fn timed_out() -> io::Error {

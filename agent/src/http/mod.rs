@@ -16,6 +16,7 @@ mod kv;
 pub mod limits;
 mod operator;
 pub mod params;
+mod plain_serve;
 mod proxy;
 mod query;
 mod session;
@@ -361,14 +362,14 @@ pub async fn serve(agent: Arc<Agent>, listener: tokio::net::TcpListener) -> std:
         limits::http_conn_limit(&agent),
         limits::header_timeout_from_env(),
     );
-    // A make-service that clones the router per connection: given the `Router` itself,
-    // axum re-applies its state to every route for each new connection (about 43 KiB and
-    // the CPU to rebuild the route table, per connection).
-    axum::serve(listener, router(agent).into_make_service())
-        .with_graceful_shutdown(async move {
-            let _ = rx.wait_for(|v| *v).await;
-        })
-        .await
+    // Each connection gets a clone of the router (given the `Router` itself as a
+    // make-service, axum re-applied its state to every route for each new connection:
+    // about 43 KiB and the CPU to rebuild the route table).
+    plain_serve::serve(listener, router(agent), async move {
+        let _ = rx.wait_for(|v| *v).await;
+    })
+    .await;
+    Ok(())
 }
 
 /// Serialize a body as JSON (indented with `?pretty`).
