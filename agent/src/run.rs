@@ -202,11 +202,7 @@ async fn run(cfg: RuntimeConfig) -> i32 {
     }
     if let Some(l) = http_listener {
         let a = agent.clone();
-        tokio::spawn(async move {
-            if let Err(e) = crate::http::serve(a, l).await {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        });
+        tokio::spawn(crate::http::serve(a, l));
     }
     let code = wait_for_exit(&agent).await;
     agent.shutdown().await;

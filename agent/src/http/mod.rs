@@ -352,10 +352,10 @@ async fn method_not_allowed(method: Method) -> Response {
     .into_response()
 }
 
-/// Serve the API on a bound listener until `shutdown` fires.
-/// Connections go through [`limits::LimitedListener`]: Consul's per-client connection limit
-/// and a request-header deadline.
-pub async fn serve(agent: Arc<Agent>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+/// Serve the API on a bound listener until the agent shuts down, then let open connections
+/// finish. Connections go through [`limits::LimitedListener`]: Consul's per-client
+/// connection limit and a request-header deadline.
+pub async fn serve(agent: Arc<Agent>, listener: tokio::net::TcpListener) {
     let mut rx = agent.shutdown.subscribe();
     let listener = limits::LimitedListener::new(
         listener,
@@ -368,8 +368,7 @@ pub async fn serve(agent: Arc<Agent>, listener: tokio::net::TcpListener) -> std:
     plain_serve::serve(listener, router(agent), async move {
         let _ = rx.wait_for(|v| *v).await;
     })
-    .await;
-    Ok(())
+    .await
 }
 
 /// Serialize a body as JSON (indented with `?pretty`).

@@ -24,7 +24,7 @@ const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// What a connection's first bytes say it speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Sniffed {
+enum Sniffed {
     Http1,
     Http2,
     /// A prefix of the HTTP/2 preface so far: hyper-util's auto builder decides.
@@ -32,7 +32,7 @@ pub(crate) enum Sniffed {
 }
 
 /// Classify the first bytes of a connection.
-pub(crate) fn sniff(first: &[u8]) -> Sniffed {
+fn sniff(first: &[u8]) -> Sniffed {
     let n = first.len().min(H2_PREFACE.len());
     if first[..n] != H2_PREFACE[..n] {
         Sniffed::Http1
